@@ -1,0 +1,37 @@
+//! `GET /health`: every RPC service's `health()` called in parallel.
+
+use futures_util::future::join_all;
+use rpc::clients::ServiceClient;
+use serde_json::{json, Map, Value};
+use worker::{Env, Response, Result};
+
+/// The services `/health` fans out to, by registry name and binding.
+const SERVICES: [(&str, &str); 3] = [("db", "DB_SERVICE"), ("auth", "AUTH_SERVICE"), ("do", "DO_SERVICE")];
+
+async fn probe(env: &Env, service: &str, binding: &str) -> (String, Value) {
+    let started = js_sys::Date::now();
+    let outcome = match ServiceClient::from_env(env, binding, service) {
+        Ok(client) => client.health().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let latency_ms = (js_sys::Date::now() - started).max(0.0).round() as u64;
+    let body = match outcome {
+        Ok(h) if h.ok => json!({"ok": true, "latencyMs": latency_ms}),
+        Ok(h) => json!({"ok": false, "latencyMs": latency_ms, "error": h.error}),
+        Err(e) => json!({"ok": false, "latencyMs": latency_ms, "error": e}),
+    };
+    (service.to_string(), body)
+}
+
+pub async fn respond(env: &Env) -> Result<Response> {
+    let results = join_all(SERVICES.iter().map(|(s, b)| probe(env, s, b))).await;
+    let down: Vec<String> =
+        results.iter().filter(|(_, v)| v["ok"] != Value::Bool(true)).map(|(s, _)| s.clone()).collect();
+    let services: Map<String, Value> = results.into_iter().collect();
+    let status = if down.is_empty() { 200 } else { 503 };
+    let mut body = json!({"status": if down.is_empty() { "ok" } else { "degraded" }, "services": services});
+    if !down.is_empty() {
+        body["down"] = json!(down);
+    }
+    Ok(Response::from_json(&body)?.with_status(status))
+}

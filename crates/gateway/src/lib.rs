@@ -1,0 +1,15 @@
+//! Pure gateway logic, shared by the worker crates and tested natively.
+//! Nothing here depends on `worker` or touches JS: inputs in, decisions out.
+
+pub mod access;
+pub mod documents;
+pub mod host;
+pub mod ids;
+pub mod jsonrpc;
+pub mod problem;
+pub mod ratelimit;
+pub mod registry;
+pub mod router;
+pub mod routes;
+pub mod token;
+pub mod waitlist;

@@ -1,0 +1,9 @@
+//! The RPC surface between workers: wire types every service shares, the raw JS bindings
+//! (kept in `sys`, the only place that touches `wasm_bindgen` externs), and typed clients.
+
+pub mod clients;
+pub mod sys;
+pub mod wire;
+
+pub use clients::{AuthClient, DbClient, DoClient, RpcError};
+pub use wire::{Ctx, Health};
