@@ -3,11 +3,11 @@
 //! table.
 
 use crate::host::{check_name, normalize_host, HostError, HostKind};
-use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
-use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 /// A Workers-for-Platforms dispatch namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,14 +76,161 @@ pub struct DomainRoute {
     pub requires_admin: bool,
     /// Carried through untouched (the seed uses it for method-prefix hints).
     pub method: Option<String>,
-    /// Free-form; carried through untouched for listings.
-    pub metadata: Option<serde_json::Value>,
+    /// Free-form; carried through untouched for listings, as compact JSON text.
+    pub metadata: Option<RawJson>,
 }
 
 impl DomainRoute {
     pub fn is_wildcard(&self) -> bool {
         self.domain.starts_with("*.")
     }
+}
+
+/// A JSON value kept as compact text. Routes carry `metadata` only to hand it back in
+/// listings, so a `serde_json::Value` tree per route (a B-tree node and a string per field)
+/// would cost refresh time and, at 100 000 routes, tens of MB of a 128 MB isolate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawJson(Box<str>);
+
+impl RawJson {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The value itself, for the rare reader that wants to look inside.
+    pub fn to_value(&self) -> serde_json::Value {
+        // The text was written by `JsonWriter` from valid JSON, so this cannot fail; Null is
+        // only the type-level answer to an impossible error.
+        serde_json::from_str(&self.0).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl Serialize for RawJson {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_value().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawJson {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut text = String::new();
+        JsonWriter(&mut text).deserialize(deserializer)?;
+        Ok(RawJson(text.into_boxed_str()))
+    }
+}
+
+/// Re-emits whatever it is fed as compact JSON text (a minimal transcoder).
+struct JsonWriter<'a>(&'a mut String);
+
+impl<'de> DeserializeSeed<'de> for JsonWriter<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for JsonWriter<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.0.push_str("null");
+        Ok(())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        self.visit_unit()
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.0.push_str(if v { "true" } else { "false" });
+        Ok(())
+    }
+    // Writing into a String cannot fail, hence the ignored fmt::Results below.
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        let _ = write!(self.0, "{v}");
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        let _ = write!(self.0, "{v}");
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        // JSON input never yields a non-finite number; `Number` prints it as JSON would.
+        match serde_json::Number::from_f64(v) {
+            Some(n) => {
+                let _ = write!(self.0, "{n}");
+            }
+            None => self.0.push_str("null"),
+        }
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        push_json_string(self.0, v);
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.0.push('[');
+        let mut first = true;
+        while seq
+            .next_element_seed(Separated(&mut *self.0, &mut first, ""))?
+            .is_some()
+        {}
+        self.0.push(']');
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.0.push('{');
+        let mut first = true;
+        while map
+            .next_key_seed(Separated(&mut *self.0, &mut first, ""))?
+            .is_some()
+        {
+            map.next_value_seed(Separated(&mut *self.0, &mut false, ":"))?;
+        }
+        self.0.push('}');
+        Ok(())
+    }
+}
+
+/// A `JsonWriter` that first writes a separator: `,` before every item but the first, or
+/// a fixed one (`:` before a map value).
+struct Separated<'a>(&'a mut String, &'a mut bool, &'static str);
+
+impl<'de> DeserializeSeed<'de> for Separated<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        let Separated(out, first, fixed) = self;
+        if !fixed.is_empty() {
+            out.push_str(fixed);
+        } else if *first {
+            *first = false;
+        } else {
+            out.push(',');
+        }
+        JsonWriter(out).deserialize(deserializer)
+    }
+}
+
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// The compiled table, built once per refresh and then only read. Routes sit in file order
@@ -110,6 +257,9 @@ impl DomainRoutes {
         let mut de = serde_json::Deserializer::from_slice(json);
         let parsed = TableBuilder {
             invalid: &mut invalid,
+            // Real entries run 150-300 bytes (the seed averages ~310); a low guess only
+            // means some growth, a high one is bounded by the input's own size.
+            expected: json.len() / 256,
         }
         .deserialize(&mut de)
         .and_then(|table| de.end().map(|()| table));
@@ -278,13 +428,15 @@ struct RawEntry {
     requires_auth: Option<bool>,
     requires_admin: Option<bool>,
     method: Option<String>,
-    metadata: Option<serde_json::Value>,
+    metadata: Option<RawJson>,
 }
 
 /// Deserialises the top-level array straight into a table. A shape error is prefixed with
 /// its entry index; a validation error is parked in `invalid` (serde errors cannot carry it).
 struct TableBuilder<'a> {
     invalid: &'a mut Option<RoutesError>,
+    /// A guess at the entry count, to size the table once instead of growing it.
+    expected: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for TableBuilder<'_> {
@@ -302,7 +454,11 @@ impl<'de> Visitor<'de> for TableBuilder<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<DomainRoutes, A::Error> {
-        let mut table = DomainRoutes::empty();
+        let mut table = DomainRoutes {
+            routes: Vec::with_capacity(self.expected),
+            exact: HashMap::with_capacity(self.expected),
+            wildcard: HashMap::new(),
+        };
         for index in 0.. {
             let raw = match seq.next_element::<RawEntry>() {
                 Ok(Some(raw)) => raw,
@@ -559,7 +715,12 @@ mod tests {
         };
         assert!(a.requires_auth && a.requires_admin);
         assert_eq!(a.method.as_deref(), Some("a_*"));
-        assert_eq!(a.metadata, Some(serde_json::json!({"k": 1})));
+        let meta = a.metadata.as_ref();
+        assert_eq!(meta.map(RawJson::as_str), Some(r#"{"k":1}"#));
+        assert_eq!(
+            meta.map(RawJson::to_value),
+            Some(serde_json::json!({"k": 1}))
+        );
         assert!(!b.requires_auth && !b.requires_admin && b.method.is_none());
         assert_eq!(
             b.target,
@@ -571,6 +732,47 @@ mod tests {
         assert!(table("[]").is_empty());
         assert!(DomainRoutes::empty().lookup("a.do").is_none());
         assert_eq!(t.iter().count(), 2);
+    }
+
+    #[test]
+    fn metadata_round_trips_as_compact_json() {
+        let cases = [
+            r#"{"description": "x", "category": "Agent"}"#,
+            r#"{"nested": {"a": [1, -2, 3.5, 1e300, true, false, null, []]}, "e": {}}"#,
+            r#"{"esc": "quote \" back \\ nl \n tab \t ctl \u0001 uni \u00e9 😀"}"#,
+            r#"[1, "two", {"3": 3}]"#,
+            r#""just a string""#,
+            r#"18446744073709551615"#,
+            r#"null"#,
+        ];
+        for meta in cases {
+            let json = format!(r#"[{{"domain": "a.do", "service": "s", "metadata": {meta}}}]"#);
+            let t = match DomainRoutes::parse(json.as_bytes()) {
+                Ok(t) => t,
+                Err(e) => panic!("{meta}: {e}"),
+            };
+            let want: serde_json::Value = match serde_json::from_str(meta) {
+                Ok(v) => v,
+                Err(e) => panic!("{meta}: {e}"),
+            };
+            let got = t.lookup("a.do").and_then(|r| r.metadata.as_ref());
+            if want.is_null() {
+                // `null` reads as an absent field.
+                assert!(got.is_none(), "{meta}");
+                continue;
+            }
+            assert_eq!(got.map(RawJson::to_value), Some(want.clone()), "{meta}");
+            assert_eq!(
+                got.map(RawJson::as_str),
+                serde_json::to_string(&want).ok().as_deref(),
+                "{meta}"
+            );
+            assert_eq!(
+                got.and_then(|m| serde_json::to_value(m).ok()),
+                Some(want),
+                "{meta}"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,76 @@
+# Shared by scripts/dev, scripts/test and scripts/bench: one toolchain check and one build,
+# so development, tests and benchmarks cannot drift. Source it; do not run it.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export PATH="$HOME/.cargo/bin:$ROOT/node_modules/.bin:$PATH"
+export WRANGLER_SEND_METRICS=false
+export CI="${CI:-}"
+
+WORKERS=(api db auth do)
+# Cargo package of each worker crate (the service crates are suffixed to keep `do` legal).
+declare -A PACKAGE=([api]=api [db]=db-service [auth]=auth-service [do]=do-service)
+
+say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+
+# The version of a package as Cargo.lock pins it.
+lock_version() {
+  awk -v name="$1" '$0 == "name = \"" name "\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
+}
+
+# Installs what is missing, and nothing when everything is there (a few hundred ms).
+ensure_toolchain() {
+  local installed=0
+  if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    say "adding the wasm32-unknown-unknown target"; rustup target add wasm32-unknown-unknown; installed=1
+  fi
+  [ -f Cargo.lock ] || cargo generate-lockfile
+  local want have
+  want="$(lock_version wasm-bindgen)"
+  have="$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)"
+  if [ "$have" != "$want" ]; then
+    # `--locked` cannot resolve here (see README); a plain install of the exact version works.
+    say "installing wasm-bindgen-cli $want (found: ${have:-none})"
+    cargo install wasm-bindgen-cli --version "=$want" --force; installed=1
+  fi
+  want="$(lock_version worker-build || true)"
+  [ -n "$want" ] || want="$(lock_version worker)"
+  have="$(worker-build --version 2>/dev/null || true)"
+  if [ "$have" != "$want" ]; then
+    say "installing worker-build $want (found: ${have:-none})"
+    cargo install worker-build --version "=$want" --force; installed=1
+  fi
+  local lock_hash
+  lock_hash="$(sha256sum package-lock.json | cut -d' ' -f1)"
+  if [ ! -d node_modules ] || [ "$(cat node_modules/.lock-hash 2>/dev/null || true)" != "$lock_hash" ]; then
+    say "installing npm packages from package-lock.json"
+    npm ci --no-audit --no-fund --loglevel=error; echo "$lock_hash" > node_modules/.lock-hash; installed=1
+  fi
+  if [ "$installed" = 0 ]; then say "toolchain: everything already installed"; fi
+}
+
+# Builds every worker: one cargo invocation for all wasm crates (so cargo can share and
+# parallelise work), then worker-build's bindgen/opt/bundle step per crate.
+build_workers() {
+  local packages=()
+  for w in "${WORKERS[@]}"; do packages+=(-p "${PACKAGE[$w]}"); done
+  say "compiling workers to wasm (release)"
+  # worker-build sets this for its own cargo run; matching it keeps that run a no-op.
+  WASM_BINDGEN_USE_JS_SYS=1 cargo build --release --lib --target wasm32-unknown-unknown "${packages[@]}"
+  export WASM_BINDGEN_BIN="$HOME/.cargo/bin/wasm-bindgen"
+  export WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
+  export ESBUILD_BIN="$ROOT/node_modules/@esbuild/linux-x64/bin/esbuild"
+  local pids=()
+  for w in "${WORKERS[@]}"; do
+    ( cd "crates/$w" && worker-build --release > "$ROOT/target/worker-build-$w.log" 2>&1 ) &
+    pids+=($!)
+  done
+  local failed=0 i=0
+  for pid in "${pids[@]}"; do
+    if ! wait "$pid"; then failed=1; say "worker-build failed for ${WORKERS[$i]}:"; cat "$ROOT/target/worker-build-${WORKERS[$i]}.log" >&2; fi
+    i=$((i + 1))
+  done
+  [ "$failed" = 0 ] || return 1
+  say "built: $(for w in "${WORKERS[@]}"; do printf '%s ' "crates/$w/build"; done)"
+}

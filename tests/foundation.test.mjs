@@ -1,0 +1,84 @@
+// The foundation: every worker runs in workerd, the RPC-only services refuse fetch, health()
+// is callable over RPC from Node and from the api, and /health reports broken services.
+import { test, before, after, describe } from "node:test";
+import assert from "node:assert/strict";
+import { platform, request } from "./helpers.mjs";
+
+describe("the platform", () => {
+  let p;
+  before(async () => { p = await platform(); });
+  after(async () => { await p?.dispose(); });
+
+  for (const service of ["db", "auth", "do"]) {
+    test(`${service} has no fetch handler: fetching it fails`, async () => {
+      const worker = await p.mf.getWorker(service);
+      let outcome;
+      try {
+        const res = await worker.fetch("http://internal/");
+        outcome = { status: res.status, text: await res.text() };
+      } catch (e) {
+        outcome = { error: String(e?.message ?? e) };
+      }
+      // workerd refuses a fetch to an entrypoint without a fetch handler.
+      assert.ok(outcome.error !== undefined || outcome.status >= 500, JSON.stringify(outcome));
+      assert.doesNotMatch(outcome.text ?? "", /ok/);
+    });
+
+    test(`${service}.health() is callable from Node over RPC`, async () => {
+      const worker = await p.mf.getWorker(service);
+      const health = await worker.health();
+      assert.deepEqual({ ...health }, { ok: true, service });
+    });
+  }
+
+  test("GET /health on an API host fans out to every service over RPC", async () => {
+    const res = await request(p.url, "api.do", "/health");
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.json.status, "ok");
+    for (const service of ["db", "auth", "do"]) {
+      assert.equal(res.json.services[service].ok, true, service);
+      assert.equal(typeof res.json.services[service].latencyMs, "number");
+    }
+  });
+
+  for (const namespace of ["production", "staging", "development"]) {
+    test(`the ${namespace} dispatch namespace emulation reaches its user worker`, async () => {
+      const dispatcher = await p.mf.getWorker(`dispatch-${namespace}`);
+      const userWorker = await dispatcher.get("myapp", {}, { limits: { cpuMs: 50, subRequests: 10 } });
+      const res = await userWorker.fetch(new Request("http://myapp.example/hello"));
+      const body = await res.json();
+      assert.equal(body.namespace, namespace);
+      assert.equal(body.path, "/hello");
+      assert.deepEqual(JSON.parse(body.dispatchLimits), { cpuMs: 50, subRequests: 10 });
+    });
+  }
+
+  test("an unknown user worker fails with 'Worker not found'", async () => {
+    const dispatcher = await p.mf.getWorker("dispatch-production");
+    const userWorker = await dispatcher.get("nobody");
+    await assert.rejects(userWorker.fetch(new Request("http://x/")), /^Error: Worker not found/);
+  });
+});
+
+describe("a platform with broken services (test-only config)", () => {
+  let p;
+  before(async () => {
+    p = await platform({
+      overrides: {
+        // db loses its D1 database; the api loses its binding to do.
+        db: { d1Databases: {} },
+        api: { serviceBindings: { DB_SERVICE: "db", AUTH_SERVICE: "auth" } },
+      },
+    });
+  });
+  after(async () => { await p?.dispose(); });
+
+  test("/health answers 503 naming the services that are down", async () => {
+    const res = await request(p.url, "api.do", "/health");
+    assert.equal(res.status, 503, res.text);
+    assert.deepEqual(res.json.down.sort(), ["db", "do"]);
+    assert.equal(res.json.services.auth.ok, true);
+    assert.match(res.json.services.db.error, /D1/);
+    assert.match(res.json.services.do.error, /not configured/);
+  });
+});

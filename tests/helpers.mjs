@@ -1,0 +1,34 @@
+// Test helpers: start the platform (the same launcher as scripts/dev) and send requests to it
+// the way curl does, with an explicit Host header over real HTTP on loopback.
+import http from "node:http";
+import { startPlatform } from "../scripts/platform.mjs";
+
+/** Starts the platform on a free port and collects every line workerd prints. */
+export async function platform(options = {}) {
+  const logs = [];
+  const p = await startPlatform({ port: 0, onOutput: (line) => logs.push(line), ...options });
+  return { ...p, logs };
+}
+
+/** An HTTP request to `base` with the given Host header; resolves to {status, headers, text, json}. */
+export function request(base, host, path = "/", { method = "GET", headers = {}, body } = {}) {
+  const url = new URL(path, base);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { hostname: url.hostname, port: url.port, path: url.pathname + url.search, method, headers: { host, ...headers } },
+      (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          let json;
+          try { json = JSON.parse(text); } catch { json = undefined; }
+          resolve({ status: res.statusCode, headers: res.headers, text, json });
+        });
+      },
+    );
+    req.on("error", reject);
+    if (body !== undefined) req.write(typeof body === "string" || Buffer.isBuffer(body) ? body : JSON.stringify(body));
+    req.end();
+  });
+}
