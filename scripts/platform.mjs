@@ -99,9 +99,7 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
   const workers = [
     merge(
       "api",
-      rustWorker("api", ".", {
-        scriptPath: path.join(ROOT, "crates/api/build/index.js"),
-        modulesRoot: path.join(ROOT, "crates/api/build"),
+      rustWorker("api", "crates/api", {
         serviceBindings: {
           DB_SERVICE: "db",
           AUTH_SERVICE: "auth",

@@ -6,7 +6,11 @@ use serde_json::{json, Map, Value};
 use worker::{Env, Response, Result};
 
 /// The services `/health` fans out to, by registry name and binding.
-const SERVICES: [(&str, &str); 3] = [("db", "DB_SERVICE"), ("auth", "AUTH_SERVICE"), ("do", "DO_SERVICE")];
+const SERVICES: [(&str, &str); 3] = [
+    ("db", "DB_SERVICE"),
+    ("auth", "AUTH_SERVICE"),
+    ("do", "DO_SERVICE"),
+];
 
 async fn probe(env: &Env, service: &str, binding: &str) -> (String, Value) {
     let started = js_sys::Date::now();
@@ -25,11 +29,15 @@ async fn probe(env: &Env, service: &str, binding: &str) -> (String, Value) {
 
 pub async fn respond(env: &Env) -> Result<Response> {
     let results = join_all(SERVICES.iter().map(|(s, b)| probe(env, s, b))).await;
-    let down: Vec<String> =
-        results.iter().filter(|(_, v)| v["ok"] != Value::Bool(true)).map(|(s, _)| s.clone()).collect();
+    let down: Vec<String> = results
+        .iter()
+        .filter(|(_, v)| v["ok"] != Value::Bool(true))
+        .map(|(s, _)| s.clone())
+        .collect();
     let services: Map<String, Value> = results.into_iter().collect();
     let status = if down.is_empty() { 200 } else { 503 };
-    let mut body = json!({"status": if down.is_empty() { "ok" } else { "degraded" }, "services": services});
+    let mut body =
+        json!({"status": if down.is_empty() { "ok" } else { "degraded" }, "services": services});
     if !down.is_empty() {
         body["down"] = json!(down);
     }

@@ -10,7 +10,11 @@ const SERVICE: &str = "auth";
 #[wasm_bindgen]
 pub async fn health() -> Result<JsValue, JsValue> {
     let health = match sys::importable_env().d1("DB") {
-        Ok(db) => match db.prepare("SELECT 1 AS ok").first::<serde_json::Value>(None).await {
+        Ok(db) => match db
+            .prepare("SELECT 1 AS ok")
+            .first::<serde_json::Value>(None)
+            .await
+        {
             Ok(_) => Health::up(SERVICE),
             Err(e) => Health::down(SERVICE, format!("D1 query failed: {e}")),
         },

@@ -17,7 +17,10 @@ pub async fn health() -> Result<JsValue, JsValue> {
     let health = if missing.is_empty() {
         Health::up(SERVICE)
     } else {
-        Health::down(SERVICE, format!("bindings not configured: {}", missing.join(", ")))
+        Health::down(
+            SERVICE,
+            format!("bindings not configured: {}", missing.join(", ")),
+        )
     };
     to_js(&health).map_err(|e| JsValue::from_str(&e.to_string()))
 }

@@ -849,7 +849,9 @@ mod tests {
             (d.platform_zone.as_str(), d.services_zone.as_str()),
             ("do", "apis.do")
         );
-        let cases: Vec<(Option<&str>, Option<&str>, Vec<&str>, &str)> = vec![
+        // (API_HOSTS, PLATFORM_ZONE, api_hosts, platform_zone)
+        type Case<'a> = (Option<&'a str>, Option<&'a str>, Vec<&'a str>, &'a str);
+        let cases: Vec<Case> = vec![
             (None, None, vec!["api.do", "localhost", "127.0.0.1"], "do"),
             (
                 Some(""),

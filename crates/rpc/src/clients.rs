@@ -55,8 +55,12 @@ pub struct ServiceClient {
 
 impl ServiceClient {
     pub fn from_env(env: &worker::Env, binding: &str, service: &str) -> Result<Self, RpcError> {
-        let stub = sys::binding(env, binding).ok_or_else(|| RpcError::Unavailable(binding.into()))?;
-        Ok(ServiceClient { service: service.to_string(), stub })
+        let stub =
+            sys::binding(env, binding).ok_or_else(|| RpcError::Unavailable(binding.into()))?;
+        Ok(ServiceClient {
+            service: service.to_string(),
+            stub,
+        })
     }
 
     pub fn service(&self) -> &str {
@@ -66,10 +70,12 @@ impl ServiceClient {
     /// Calls `method` with already-converted JS arguments.
     pub async fn call_js(&self, method: &str, args: &[JsValue]) -> Result<JsValue, RpcError> {
         let array: Array = args.iter().collect();
-        sys::invoke(&self.stub, method, &array).await.map_err(|e| RpcError::Failed {
-            service: self.service.clone(),
-            message: sys::error_message(&e),
-        })
+        sys::invoke(&self.stub, method, &array)
+            .await
+            .map_err(|e| RpcError::Failed {
+                service: self.service.clone(),
+                message: sys::error_message(&e),
+            })
     }
 
     /// Calls `method` with JSON arguments and decodes the answer.

@@ -37,13 +37,17 @@ pub async fn invoke(target: &JsValue, method: &str, args: &Array) -> Result<JsVa
     let func: Function = func
         .dyn_into()
         .map_err(|_| JsValue::from_str(&format!("{method} is not a method")))?;
-    let value = func.apply(target, args)?;
+    // Reflect.apply, not `func.apply(...)`: on an RPC stub, `.apply` would itself be looked up
+    // as a remote method and the stub sent as an argument.
+    let value = Reflect::apply(&func, target, args)?;
     settle(value).await
 }
 
 /// Awaits `value` if it is a thenable, else returns it as is.
 pub async fn settle(value: JsValue) -> Result<JsValue, JsValue> {
-    let is_thenable = value.is_object()
+    // Workers RPC returns an `RpcPromise`, which is callable (for pipelining), so typeof is
+    // "function": test for `then`, not for an object.
+    let is_thenable = (value.is_object() || value.is_function())
         && Reflect::get(&value, &JsValue::from_str("then"))
             .map(|then| then.is_function())
             .unwrap_or(false);
@@ -59,5 +63,6 @@ pub fn error_message(err: &JsValue) -> String {
     if let Some(e) = err.dyn_ref::<js_sys::Error>() {
         return String::from(e.message());
     }
-    err.as_string().unwrap_or_else(|| "unknown error".to_string())
+    err.as_string()
+        .unwrap_or_else(|| "unknown error".to_string())
 }

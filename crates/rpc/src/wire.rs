@@ -29,10 +29,18 @@ pub struct Health {
 
 impl Health {
     pub fn up(service: &str) -> Self {
-        Health { ok: true, service: service.to_string(), error: None }
+        Health {
+            ok: true,
+            service: service.to_string(),
+            error: None,
+        }
     }
     pub fn down(service: &str, error: impl Into<String>) -> Self {
-        Health { ok: false, service: service.to_string(), error: Some(error.into()) }
+        Health {
+            ok: false,
+            service: service.to_string(),
+            error: Some(error.into()),
+        }
     }
 }
 
