@@ -50,27 +50,31 @@ ensure_toolchain() {
   if [ "$installed" = 0 ]; then say "toolchain: everything already installed"; fi
 }
 
-# Builds every worker: one cargo invocation for all wasm crates (so cargo can share and
+# Builds the workers: one cargo invocation for all wasm crates (so cargo can share and
 # parallelise work), then worker-build's bindgen/opt/bundle step per crate.
+# ONLY="db api" builds a subset; PROFILE=dev builds unoptimised (fast to compile, for iterating).
 build_workers() {
-  local packages=()
-  for w in "${WORKERS[@]}"; do packages+=(-p "${PACKAGE[$w]}"); done
-  say "compiling workers to wasm (release)"
+  local selected=(${ONLY:-${WORKERS[@]}}) profile="${PROFILE:-release}"
+  local packages=() cargo_flags=() wb_flags=(--release)
+  for w in "${selected[@]}"; do packages+=(-p "${PACKAGE[$w]}"); done
+  if [ "$profile" = dev ]; then wb_flags=(--dev); else cargo_flags=(--release); fi
+  say "compiling ${selected[*]} to wasm ($profile)"
   # worker-build sets this for its own cargo run; matching it keeps that run a no-op.
-  WASM_BINDGEN_USE_JS_SYS=1 cargo build --release --lib --target wasm32-unknown-unknown "${packages[@]}"
+  WASM_BINDGEN_USE_JS_SYS=1 cargo build "${cargo_flags[@]}" --lib --target wasm32-unknown-unknown "${packages[@]}"
   export WASM_BINDGEN_BIN="$HOME/.cargo/bin/wasm-bindgen"
   export WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
   export ESBUILD_BIN="$ROOT/node_modules/@esbuild/linux-x64/bin/esbuild"
+  mkdir -p "$ROOT/target"
   local pids=()
-  for w in "${WORKERS[@]}"; do
-    ( cd "crates/$w" && worker-build --release > "$ROOT/target/worker-build-$w.log" 2>&1 ) &
+  for w in "${selected[@]}"; do
+    ( cd "crates/$w" && worker-build "${wb_flags[@]}" > "$ROOT/target/worker-build-$w.log" 2>&1 ) &
     pids+=($!)
   done
   local failed=0 i=0
   for pid in "${pids[@]}"; do
-    if ! wait "$pid"; then failed=1; say "worker-build failed for ${WORKERS[$i]}:"; cat "$ROOT/target/worker-build-${WORKERS[$i]}.log" >&2; fi
+    if ! wait "$pid"; then failed=1; say "worker-build failed for ${selected[$i]}:"; cat "$ROOT/target/worker-build-${selected[$i]}.log" >&2; fi
     i=$((i + 1))
   done
   [ "$failed" = 0 ] || return 1
-  say "built: $(for w in "${WORKERS[@]}"; do printf '%s ' "crates/$w/build"; done)"
+  say "built: ${selected[*]}"
 }

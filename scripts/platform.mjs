@@ -106,7 +106,9 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
           DO_SERVICE: "do",
           ...Object.fromEntries(dispatchers.map((d) => [d.binding, d.name])),
         },
-        kvNamespaces: ["ROUTES_CACHE"],
+        kvNamespaces: { ROUTES_CACHE: "routes-cache", AUTH_CACHE: "auth-cache" },
+        d1Databases: { WAITLIST_DB: "platform-waitlist" },
+        durableObjects: { RATE_LIMITER: { className: "RateLimiter", useSQLite: true } },
         assets: {
           directory: path.join(ROOT, "assets"),
           binding: "ASSETS",
@@ -123,7 +125,14 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
       }),
     ),
     merge("db", rustWorker("db", "crates/db", { d1Databases: { DB: "platform-db" } })),
-    merge("auth", rustWorker("auth", "crates/auth", { d1Databases: { DB: "platform-auth" }, bindings: { TOKEN_KEYS: DEV_TOKEN_KEYS } })),
+    merge(
+      "auth",
+      rustWorker("auth", "crates/auth", {
+        d1Databases: { DB: "platform-auth" },
+        kvNamespaces: { AUTH_CACHE: "auth-cache" },
+        bindings: { TOKEN_KEYS: DEV_TOKEN_KEYS },
+      }),
+    ),
     merge("do", rustWorker("do", "crates/do", { serviceBindings: { DB_SERVICE: "db", AUTH_SERVICE: "auth" } })),
     ...dispatchers.map(({ binding, ...worker }) => worker),
     ...users,
@@ -135,15 +144,21 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
   return { host: "127.0.0.1", port, cf: false, ...persist, workers };
 }
 
-/** Applies `crates/{service}/migrations/*.sql` in order, recording them the way wrangler does. */
-export async function applyMigrations(mf, services = ["db", "auth"]) {
+/** Applies each database's migrations folder in order, recording them the way wrangler does. */
+export const MIGRATIONS = [
+  { worker: "db", binding: "DB", dir: "crates/db/migrations" },
+  { worker: "auth", binding: "DB", dir: "crates/auth/migrations" },
+  { worker: "api", binding: "WAITLIST_DB", dir: "migrations" },
+];
+
+export async function applyMigrations(mf, targets = MIGRATIONS) {
   const applied = [];
-  for (const service of services) {
-    const dir = path.join(ROOT, "crates", service, "migrations");
+  for (const { worker: service, binding, dir: relative } of targets) {
+    const dir = path.join(ROOT, relative);
     if (!existsSync(dir)) continue;
     let db;
     try {
-      db = await mf.getD1Database("DB", service);
+      db = await mf.getD1Database(binding, service);
     } catch {
       continue; // a test config without this database
     }

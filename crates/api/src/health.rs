@@ -3,7 +3,9 @@
 use futures_util::future::join_all;
 use rpc::clients::ServiceClient;
 use serde_json::{json, Map, Value};
-use worker::{Env, Response, Result};
+use worker::{Env, Response};
+
+use crate::error::{json_response, ApiError};
 
 /// The services `/health` fans out to, by registry name and binding.
 const SERVICES: [(&str, &str); 3] = [
@@ -27,7 +29,7 @@ async fn probe(env: &Env, service: &str, binding: &str) -> (String, Value) {
     (service.to_string(), body)
 }
 
-pub async fn respond(env: &Env) -> Result<Response> {
+pub async fn respond(env: &Env) -> Result<Response, ApiError> {
     let results = join_all(SERVICES.iter().map(|(s, b)| probe(env, s, b))).await;
     let down: Vec<String> = results
         .iter()
@@ -41,5 +43,5 @@ pub async fn respond(env: &Env) -> Result<Response> {
     if !down.is_empty() {
         body["down"] = json!(down);
     }
-    Ok(Response::from_json(&body)?.with_status(status))
+    Ok(json_response(status, &body))
 }

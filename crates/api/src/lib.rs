@@ -1,14 +1,23 @@
-//! The api worker: the platform's only fetch handler.
+//! The api worker: the platform's only fetch handler. `pipeline` is the request lifecycle;
+//! the other modules are its phases and their helpers.
 
+mod adapters;
+mod config;
+mod context;
+mod cors;
+mod error;
 mod health;
+mod identity;
+mod limiter;
+mod log;
+mod pipeline;
+mod routing;
+mod upstream;
+mod waitlist;
 
-use worker::*;
+use worker::{event, Context, Env, Request, Response, Result};
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let url = req.url()?;
-    match url.path() {
-        "/health" => health::respond(&env).await,
-        _ => Response::error("not found", 404),
-    }
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    Ok(pipeline::handle(req, env, ctx).await)
 }

@@ -1,0 +1,63 @@
+//! Structured logs: one JSON line per request (the contract's fields) and one per notable
+//! event. Lines carry ids and outcomes only; credentials, cookies, bodies and query strings
+//! are never passed in, so they cannot leak.
+
+use serde_json::{json, Map, Value};
+
+use crate::context::RequestCtx;
+
+/// One line for an event outside the request line (refresh failures, limiter outages...).
+pub fn event(level: &str, message: &str, fields: &[(&str, &str)]) {
+    let mut line = Map::new();
+    line.insert("level".into(), json!(level));
+    line.insert("message".into(), json!(message));
+    for (k, v) in fields {
+        line.insert((*k).into(), json!(v));
+    }
+    emit(level, &Value::Object(line));
+}
+
+/// The request's line, written once at the end of the pipeline.
+pub fn request(rc: &RequestCtx, status: u16, duration_ms: u64) {
+    let level = if status >= 500 {
+        "error"
+    } else if status >= 400 {
+        "warn"
+    } else {
+        "info"
+    };
+    let mut line = json!({
+        "level": level,
+        "message": "request",
+        "requestId": rc.request_id,
+        "traceId": rc.trace.trace_id_hex(),
+        "method": rc.method,
+        "host": rc.host,
+        "path": rc.path,
+        "status": status,
+        "durationMs": duration_ms,
+        "strategy": rc.strategy().map(|s| s.as_str()),
+        "service": rc.service(),
+        "userId": rc.identity.as_ref().map(|i| i.user_id.as_str()),
+        "ip": rc.ip,
+    });
+    if let Some((policy, decision)) = &rc.rate {
+        line["rateLimit"] = json!({"policy": policy.name, "allowed": decision.allowed, "remaining": decision.remaining});
+    }
+    if let Some(failure) = &rc.limiter_failure {
+        line["limiterFailure"] = json!(failure);
+    }
+    if let Some(error) = &rc.log_error {
+        line["error"] = json!(error);
+    }
+    emit(level, &line);
+}
+
+fn emit(level: &str, line: &Value) {
+    let text = line.to_string();
+    match level {
+        "error" => worker::console_error!("{text}"),
+        "warn" => worker::console_warn!("{text}"),
+        _ => worker::console_log!("{text}"),
+    }
+}

@@ -1,0 +1,212 @@
+//! The request lifecycle, in one place (after Pingora's phases), over one `RequestCtx`:
+//! begin → identify → route → limit → authorize → call → decorate → log.
+//! Every concern has one home: credentials in `identity`, quota in `limiter`, where a request
+//! goes in `gateway::router`, how it gets there in `upstream` and `adapters`.
+
+use gateway::access::{authorize, AccessLevel};
+use gateway::host::normalize_host;
+use gateway::ids::{accept_request_id, TraceParent};
+use gateway::registry::{self, ServiceKind};
+use gateway::router::{route, Route};
+use worker::{Context, Env, Method, Request, Response};
+
+use crate::config::{self, Config};
+use crate::context::RequestCtx;
+use crate::error::ApiError;
+use crate::upstream::{self, Dispatched};
+use crate::{adapters, cors, health, identity, limiter, log, routing, waitlist};
+
+pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
+    let config = config::load(&env);
+    let mut rc = begin(&req);
+    let outcome = run(&req, &env, &ctx, &config, &mut rc).await;
+    let mut response = match outcome {
+        Ok(response) => response,
+        Err(error) => {
+            if let Some(detail) = error.internal_detail() {
+                rc.log_error = Some(detail.to_string());
+            }
+            error.to_response(&rc.request_id)
+        }
+    };
+    let duration_ms = decorate(&mut response, &req, &rc, &config);
+    log::request(&rc, response.status_code(), duration_ms);
+    response
+}
+
+/// Request id, trace context, client IP: known before anything can fail.
+fn begin(req: &Request) -> RequestCtx {
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let request_id = accept_request_id(header("x-request-id").as_deref())
+        .unwrap_or_else(|| ulid::Ulid::new().to_string());
+    let trace = match header("traceparent")
+        .as_deref()
+        .and_then(TraceParent::parse)
+    {
+        Some(incoming) => incoming.child(random()),
+        None => TraceParent::generate(random(), random()),
+    };
+    let url = req.url().ok();
+    RequestCtx {
+        request_id,
+        trace,
+        started_ms: js_sys::Date::now(),
+        method: req.method().to_string(),
+        host: header("host").unwrap_or_default(),
+        path: url
+            .as_ref()
+            .map(|u| u.path().to_string())
+            .unwrap_or_default(),
+        // The client IP is CF-Connecting-IP only: X-Forwarded-For is client-controlled.
+        ip: header("cf-connecting-ip"),
+        identity: None,
+        route: None,
+        rate: None,
+        limiter_failure: None,
+        log_error: None,
+    }
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    // getrandom on workers is crypto.getRandomValues; it does not fail in a request.
+    let _ = getrandom::fill(&mut bytes);
+    bytes
+}
+
+async fn run(
+    req: &Request,
+    env: &Env,
+    ctx: &Context,
+    config: &Config,
+    rc: &mut RequestCtx,
+) -> Result<Response, ApiError> {
+    let host = normalize_host(&rc.host)
+        .map_err(|e| ApiError::BadRequest(format!("invalid Host header: {e}")))?;
+    rc.host = host.name.clone();
+
+    // identify: a presented but invalid credential is remembered and answered after the
+    // limiter has counted the request (failed logins are not free).
+    let identified = identity::identify(req, env).await;
+    if let Ok(Some(identity)) = &identified {
+        rc.identity = Some(identity.clone());
+    }
+
+    // route: pure; the domain table is loaded only when the route needs it.
+    let mut target = route(&host, &rc.path, &config.router, None);
+    if matches!(target, Route::RoutesUnavailable) {
+        if let Some(table) = routing::table(env, ctx, config.routes_ttl_ms).await {
+            target = route(&host, &rc.path, &config.router, Some(&table));
+        }
+    }
+    rc.route = Some(target.clone());
+
+    // limit: every request on every host, /health included.
+    limiter::limit(env, rc).await?;
+    identified?;
+
+    if req.method() == Method::Options && cors::is_preflight(req) {
+        return Ok(cors::preflight(req, config));
+    }
+
+    call(req, env, ctx, config, rc, target).await
+}
+
+fn require(rc: &RequestCtx, level: AccessLevel) -> Result<(), ApiError> {
+    let identity = rc.identity.as_ref();
+    authorize(
+        level,
+        identity.is_some(),
+        identity.is_some_and(|i| i.is_admin()),
+    )
+    .map_err(|denied| match denied.status() {
+        401 => ApiError::Unauthorized("this route needs a credential".into()),
+        _ => ApiError::Forbidden("this route needs an admin".into()),
+    })
+}
+
+async fn call(
+    req: &Request,
+    env: &Env,
+    ctx: &Context,
+    config: &Config,
+    rc: &RequestCtx,
+    target: Route,
+) -> Result<Response, ApiError> {
+    match target {
+        Route::Health => health::respond(env).await,
+        Route::Rpc => {
+            require(rc, AccessLevel::Authenticated)?;
+            adapters::rpc::handle(req, env, rc).await
+        }
+        Route::Service {
+            service,
+            binding,
+            path,
+            access,
+            ..
+        } => {
+            require(rc, access)?;
+            let kind = registry::service(&service)
+                .map(|s| s.kind)
+                .unwrap_or(ServiceKind::Forward);
+            match (kind, service.as_str()) {
+                (ServiceKind::Adapter, "db") => adapters::db::handle(req, env, rc, &path).await,
+                (ServiceKind::Adapter, "auth") => adapters::auth::handle(req, env, rc, &path).await,
+                (ServiceKind::Adapter, "do") => adapters::do_::handle(req, env, rc, &path).await,
+                (ServiceKind::Builtin, _) => waitlist::handle_service(req, env, rc, &path).await,
+                _ => match binding {
+                    Some(binding) => {
+                        upstream::forward(req, env, rc, &service, &binding, &path).await
+                    }
+                    None => Err(ApiError::ServiceUnavailable(format!(
+                        "service {service} is not available here"
+                    ))),
+                },
+            }
+        }
+        Route::UserWorker {
+            namespace,
+            worker,
+            access,
+            ..
+        } => {
+            require(rc, access)?;
+            match upstream::dispatch(
+                req,
+                env,
+                rc,
+                namespace,
+                &worker,
+                config.dispatch_cpu_ms,
+                config.dispatch_subrequests,
+            )
+            .await?
+            {
+                Dispatched::Response(response) => Ok(response),
+                Dispatched::NotFound => waitlist::handle_domain(req, env, ctx, rc).await,
+            }
+        }
+        Route::Waitlist { .. } => waitlist::handle_domain(req, env, ctx, rc).await,
+        Route::NotFound => Err(ApiError::NotFound("no route for this path".into())),
+        Route::RoutesUnavailable => Err(ApiError::ServiceUnavailable(
+            "the routing table is not available yet".into(),
+        )),
+    }
+}
+
+/// Adds the headers every response carries; returns the duration for the log line.
+fn decorate(response: &mut Response, req: &Request, rc: &RequestCtx, config: &Config) -> u64 {
+    let duration_ms = (js_sys::Date::now() - rc.started_ms).max(0.0).round() as u64;
+    let headers = response.headers_mut();
+    let _ = headers.set("X-Request-Id", &rc.request_id);
+    let _ = headers.set("traceparent", &rc.trace.to_header());
+    let _ = headers.set("X-Response-Time", &format!("{duration_ms}ms"));
+    if let Some((policy, decision)) = &rc.rate {
+        for (name, value) in decision.headers(policy) {
+            let _ = headers.set(name, &value);
+        }
+    }
+    cors::decorate(headers, req, config);
+    duration_ms
+}

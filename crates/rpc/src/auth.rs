@@ -1,0 +1,1 @@
+//! Typed auth client methods and wire types (being written).

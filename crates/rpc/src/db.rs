@@ -1,0 +1,1 @@
+//! Typed db client methods and wire types (being written).

@@ -1,0 +1,1 @@
+//! Typed do client methods and wire types (being written).
