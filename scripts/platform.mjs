@@ -76,8 +76,11 @@ export default class LocalDispatchNamespace extends WorkerEntrypoint {
 }
 `;
 
-/** Miniflare options for the whole platform. `overrides.api` etc. are merged into a worker's options. */
-export function platformOptions({ port = 0, persistTo, userWorkersRoot, overrides = {}, extraWorkers = [] } = {}) {
+/**
+ * Miniflare options for the whole platform. `apiVars` adds or replaces api vars (tests use it
+ * for short TTLs and limits); `overrides.{worker}` shallow-merges into that worker's options.
+ */
+export function platformOptions({ port = 0, persistTo, userWorkersRoot, overrides = {}, extraWorkers = [], apiVars = {} } = {}) {
   const userWorkers = findUserWorkers(userWorkersRoot);
   const dispatchers = Object.entries(NAMESPACES).map(([binding, namespace]) => ({
     name: `dispatch-${namespace}`,
@@ -121,6 +124,7 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
           CORS_ORIGINS: "*",
           ADMIN_API_KEY: DEV_ADMIN_API_KEY,
           TOKEN_KEYS: DEV_TOKEN_KEYS,
+          ...apiVars,
         },
       }),
     ),

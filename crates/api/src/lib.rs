@@ -9,6 +9,7 @@ mod error;
 mod health;
 mod identity;
 mod limiter;
+mod limiter_object;
 mod log;
 mod pipeline;
 mod routing;
