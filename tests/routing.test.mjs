@@ -66,9 +66,9 @@ describe("routing", () => {
   });
 
   test("invalid hosts get 400", async () => {
-    // (A raw non-ASCII Host, or one with a space, never reaches the worker locally: Miniflare's own proxy answers
+    // (A raw non-ASCII Host, one with a space or a broken IPv6 literal never reaches the worker locally: Miniflare's own proxy answers
     // 500 before the api runs; Cloudflare's edge rejects it in production.)
-    for (const host of ["a..b", "-bad.do", "x".repeat(254), "a.b..", "[::1"]) {
+    for (const host of ["a..b", "-bad.do", "x".repeat(254), "a.b..", "a.-b.do", "a.b.c-"]) {
       const res = await request(p.url, host, "/");
       assert.equal(res.status, 400, `${host}: ${res.text}`);
       assert.equal(res.headers["content-type"], "application/problem+json");
