@@ -78,9 +78,10 @@ export default class LocalDispatchNamespace extends WorkerEntrypoint {
 
 /**
  * Miniflare options for the whole platform. `apiVars` adds or replaces api vars (tests use it
- * for short TTLs and limits); `overrides.{worker}` shallow-merges into that worker's options.
+ * for short TTLs and limits), `apiServices` adds service bindings to the api, `assetsDirectory`
+ * replaces assets/; `overrides.{worker}` shallow-merges into that worker's options.
  */
-export function platformOptions({ port = 0, persistTo, userWorkersRoot, overrides = {}, extraWorkers = [], apiVars = {} } = {}) {
+export function platformOptions({ port = 0, persistTo, userWorkersRoot, overrides = {}, extraWorkers = [], apiVars = {}, apiServices = {}, assetsDirectory } = {}) {
   const userWorkers = findUserWorkers(userWorkersRoot);
   const dispatchers = Object.entries(NAMESPACES).map(([binding, namespace]) => ({
     name: `dispatch-${namespace}`,
@@ -108,12 +109,13 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
           AUTH_SERVICE: "auth",
           DO_SERVICE: "do",
           ...Object.fromEntries(dispatchers.map((d) => [d.binding, d.name])),
+          ...apiServices,
         },
         kvNamespaces: { ROUTES_CACHE: "routes-cache", AUTH_CACHE: "auth-cache" },
         d1Databases: { WAITLIST_DB: "platform-waitlist" },
         durableObjects: { RATE_LIMITER: { className: "RateLimiter", useSQLite: true } },
         assets: {
-          directory: path.join(ROOT, "assets"),
+          directory: assetsDirectory ?? path.join(ROOT, "assets"),
           binding: "ASSETS",
           // run_worker_first: the routing table in assets/ is never served publicly.
           routerConfig: { has_user_worker: true, invoke_user_worker_ahead_of_assets: true },

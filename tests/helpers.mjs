@@ -15,7 +15,9 @@ export function request(base, host, path = "/", { method = "GET", headers = {}, 
   const url = new URL(path, base);
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { hostname: url.hostname, port: url.port, path: url.pathname + url.search, method, headers: { host, ...headers } },
+      // agent: false: a fresh connection per request, as curl does (a kept-alive socket can be
+      // closed by workerd when a response is sent before the request body was read).
+      { hostname: url.hostname, port: url.port, path: url.pathname + url.search, method, headers: { host, ...headers }, agent: false },
       (res) => {
         const chunks = [];
         res.on("data", (c) => chunks.push(c));

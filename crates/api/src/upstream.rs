@@ -95,7 +95,7 @@ pub async fn forward(
         )));
     };
     let outbound = outbound(req, &rewritten_url(req, path)?, rc, true)?;
-    fetcher.fetch_request(outbound).await.map_err(|e| {
+    let response = fetcher.fetch_request(outbound).await.map_err(|e| {
         crate::log::event(
             "error",
             "forward failed",
@@ -106,7 +106,19 @@ pub async fn forward(
             ],
         );
         ApiError::BadGateway(service.to_string())
-    })
+    })?;
+    Ok(mutable(response))
+}
+
+/// A fetched response has immutable headers; the pipeline adds its own, so copy them into a
+/// fresh response around the same (streamed) body.
+fn mutable(response: Response) -> Response {
+    let fresh = Headers::new();
+    for (name, value) in response.headers().entries() {
+        let _ = fresh.append(&name, &value);
+    }
+    let (builder, body) = response.into_parts();
+    builder.with_headers(fresh).body(body)
 }
 
 pub enum Dispatched {
@@ -164,7 +176,7 @@ pub async fn dispatch(
     let fetched = sys::invoke(&fetcher, "fetch", &[web_request.clone()].iter().collect()).await;
     match fetched {
         Ok(value) => match value.dyn_into::<web_sys_request::Response>() {
-            Ok(response) => Ok(Dispatched::Response(Response::from(response))),
+            Ok(response) => Ok(Dispatched::Response(mutable(Response::from(response)))),
             Err(_) => Err(ApiError::BadGateway(worker.to_string())),
         },
         Err(e) => failed(e),
