@@ -13,7 +13,7 @@ const CONFIGS = [
     bindings: [
       ["RATE_LIMITER", "Durable Object"], ["ROUTES_CACHE", "KV Namespace"], ["AUTH_CACHE", "KV Namespace"],
       ["WAITLIST_DB", "D1 Database"], ["DB_SERVICE", "Worker"], ["AUTH_SERVICE", "Worker"], ["DO_SERVICE", "Worker"],
-      ["ASSETS", "Assets"], ["PRODUCTION", "Dispatch Namespace"], ["STAGING", "Dispatch Namespace"], ["DEVELOPMENT", "Dispatch Namespace"],
+      ["ASSETS", "Assets"], ["ANALYTICS", "Analytics Engine"], ["PRODUCTION", "Dispatch Namespace"], ["STAGING", "Dispatch Namespace"], ["DEVELOPMENT", "Dispatch Namespace"],
     ],
     fetchHandler: true,
   },

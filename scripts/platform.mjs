@@ -114,6 +114,9 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
         kvNamespaces: { ROUTES_CACHE: "routes-cache", AUTH_CACHE: "auth-cache" },
         d1Databases: { WAITLIST_DB: "platform-waitlist" },
         durableObjects: { RATE_LIMITER: { className: "RateLimiter", useSQLite: true } },
+        // Workers Analytics Engine has no local equivalent: a wrapped binding (as workers-rs's
+        // own tests do) that prints each data point as one line, so tests can read them.
+        wrappedBindings: { ANALYTICS: { scriptName: "analytics-engine-local" } },
         assets: {
           directory: assetsDirectory ?? path.join(ROOT, "assets"),
           binding: "ASSETS",
@@ -140,6 +143,13 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
       }),
     ),
     merge("do", rustWorker("do", "crates/do", { serviceBindings: { DB_SERVICE: "db", AUTH_SERVICE: "auth" } })),
+    {
+      name: "analytics-engine-local",
+      modules: true,
+      script: `export default function () {
+        return { writeDataPoint(point) { console.log("analytics-engine " + JSON.stringify(point ?? {})); } };
+      }`,
+    },
     ...dispatchers.map(({ binding, ...worker }) => worker),
     ...users,
     ...extraWorkers,

@@ -15,19 +15,25 @@ pub struct Config {
     /// Per-request limits for user workers (Workers for Platforms custom limits).
     pub dispatch_cpu_ms: u32,
     pub dispatch_subrequests: u32,
+    /// Test-only: `GET /health?panic` panics (var ENABLE_TEST_PANIC=1).
+    pub test_panic: bool,
 }
 
-const VARS: [&str; 6] = [
+const VARS: [&str; 7] = [
     "API_HOSTS",
     "PLATFORM_ZONE",
     "CORS_ORIGINS",
     "ROUTES_TTL_MS",
     "DISPATCH_CPU_MS",
     "DISPATCH_SUBREQUESTS",
+    "ENABLE_TEST_PANIC",
 ];
 
+/// The raw values of `VARS`, in order (an array, so indexing is checked at compile time).
+type Raw = [Option<String>; VARS.len()];
+
 thread_local! {
-    static CACHE: RefCell<Option<(Vec<Option<String>>, Rc<Config>)>> = const { RefCell::new(None) };
+    static CACHE: RefCell<Option<(Raw, Rc<Config>)>> = const { RefCell::new(None) };
 }
 
 pub fn var(env: &Env, name: &str) -> Option<String> {
@@ -38,7 +44,7 @@ pub fn var(env: &Env, name: &str) -> Option<String> {
 }
 
 pub fn load(env: &Env) -> Rc<Config> {
-    let raw: Vec<Option<String>> = VARS.iter().map(|v| var(env, v)).collect();
+    let raw: Raw = VARS.map(|v| var(env, v));
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if let Some((seen, config)) = cache.as_ref() {
@@ -52,7 +58,7 @@ pub fn load(env: &Env) -> Rc<Config> {
     })
 }
 
-fn parse(raw: &[Option<String>]) -> Config {
+fn parse(raw: &Raw) -> Config {
     let num = |i: usize, default: f64| {
         raw[i]
             .as_deref()
@@ -71,5 +77,6 @@ fn parse(raw: &[Option<String>]) -> Config {
         routes_ttl_ms: num(3, 10_000.0).max(0.0),
         dispatch_cpu_ms: num(4, 50.0).clamp(1.0, 30_000.0) as u32,
         dispatch_subrequests: num(5, 50.0).clamp(1.0, 1_000.0) as u32,
+        test_panic: raw[6].as_deref() == Some("1"),
     }
 }

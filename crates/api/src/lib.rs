@@ -11,12 +11,18 @@ mod identity;
 mod limiter;
 mod limiter_object;
 mod log;
+mod metrics;
 mod pipeline;
 mod routing;
 mod upstream;
 mod waitlist;
 
 use worker::{event, Context, Env, Request, Response, Result};
+
+#[event(start)]
+fn start() {
+    log::install_panic_hook();
+}
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {

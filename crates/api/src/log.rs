@@ -2,6 +2,8 @@
 //! event. Lines carry ids and outcomes only; credentials, cookies, bodies and query strings
 //! are never passed in, so they cannot leak.
 
+use std::cell::RefCell;
+
 use serde_json::{json, Map, Value};
 
 use crate::context::RequestCtx;
@@ -60,4 +62,27 @@ fn emit(level: &str, line: &Value) {
         "warn" => worker::console_warn!("{text}"),
         _ => worker::console_log!("{text}"),
     }
+}
+
+thread_local! {
+    // The most recent request to start, for the panic hook. Exact when one request is in
+    // flight; concurrent requests interleave at awaits, so then it names the latest one.
+    static CURRENT_REQUEST: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+pub fn set_current_request(request_id: &str) {
+    CURRENT_REQUEST.with(|c| {
+        let mut c = c.borrow_mut();
+        c.clear();
+        c.push_str(request_id);
+    });
+}
+
+/// Logs a panic as one JSON line with the request id, then lets the default hook print it.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let request_id = CURRENT_REQUEST.with(|c| c.borrow().clone());
+        let line = json!({"level": "error", "message": "panic", "requestId": request_id, "panic": info.to_string()});
+        worker::console_error!("{line}");
+    }));
 }

@@ -14,11 +14,12 @@ use crate::config::{self, Config};
 use crate::context::RequestCtx;
 use crate::error::ApiError;
 use crate::upstream::{self, Dispatched};
-use crate::{adapters, cors, health, identity, limiter, log, routing, waitlist};
+use crate::{adapters, cors, health, identity, limiter, log, metrics, routing, waitlist};
 
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
     let config = config::load(&env);
     let mut rc = begin(&req);
+    log::set_current_request(&rc.request_id);
     let outcome = run(&req, &env, &ctx, &config, &mut rc).await;
     let mut response = match outcome {
         Ok(response) => response,
@@ -31,6 +32,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
     };
     let duration_ms = decorate(&mut response, &req, &rc, &config);
     log::request(&rc, response.status_code(), duration_ms);
+    metrics::record(&env, &rc, response.status_code(), duration_ms);
     response
 }
 
@@ -134,6 +136,11 @@ async fn call(
     target: Route,
 ) -> Result<Response, ApiError> {
     match target {
+        Route::Health if config.test_panic && req.url()?.query() == Some("panic") => {
+            // Test-only switch (var ENABLE_TEST_PANIC=1, never set in wrangler.jsonc): proves
+            // a panic costs one request, is logged with its requestId, and the next request works.
+            panic!("deliberate panic for the panic test")
+        }
         Route::Health => health::respond(env).await,
         Route::Rpc => {
             require(rc, AccessLevel::Authenticated)?;
