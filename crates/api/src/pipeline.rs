@@ -12,7 +12,7 @@ use worker::{Context, Env, Method, Request, Response};
 
 use crate::config::{self, Config};
 use crate::context::RequestCtx;
-use crate::error::ApiError;
+use crate::error::{json_response, ApiError};
 use crate::upstream::{self, Dispatched};
 use crate::{adapters, cors, health, identity, limiter, log, metrics, routing, waitlist};
 
@@ -140,6 +140,10 @@ async fn call(
             // Test-only switch (var ENABLE_TEST_PANIC=1, never set in wrangler.jsonc): proves
             // a panic costs one request, is logged with its requestId, and the next request works.
             panic!("deliberate panic for the panic test")
+        }
+        // Liveness (`/health?live`): the api alone, no service call. Still counted by the limiter.
+        Route::Health if req.url()?.query() == Some("live") => {
+            Ok(json_response(200, &serde_json::json!({"status": "ok"})))
         }
         Route::Health => health::respond(env).await,
         Route::Rpc => {

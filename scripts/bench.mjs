@@ -1,0 +1,139 @@
+// Load scenarios against the local platform, each with a baseline measured in the same run,
+// alternated A B A B so machine drift cancels out. wrk drives load from a second process on
+// loopback; every run is bounded in time. Writes bench-results/bench.json and prints a table.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync, readFileSync, existsSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+import os from "node:os";
+import path from "node:path";
+import { Miniflare } from "miniflare";
+import { platformOptions, applyMigrations, ROOT, COMPATIBILITY_DATE } from "./platform.mjs";
+import { request } from "../tests/helpers.mjs";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
+const ROUNDS = 2; // A B A B
+const DIRECT = [{ host: "127.0.0.1", port: 0 }];
+
+const jsWorker = (name, script, extra = {}) => ({ name, modules: true, compatibilityDate: COMPATIBILITY_DATE, script, unsafeDirectSockets: DIRECT, ...extra });
+// Baselines: the same answers without the gateway's work (no auth, limits, routing or logs).
+const baselines = [
+  jsWorker("baseline-noop", `export default { fetch() {
+    return new Response('{"status":"ok"}', { headers: { "content-type": "application/json" } }); } }`),
+  jsWorker("baseline-db-get", `export default { async fetch(request, env) {
+    const url = new URL(request.url);
+    const ctx = { requestId: "01BENCHBASE000000000000000", traceparent: "", userId: request.headers.get("x-bench-user"), role: "user" };
+    const n = Number(url.searchParams.get("n") ?? 1), id = url.searchParams.get("doc");
+    const results = await Promise.all(Array.from({ length: n }, () => env.DB.get(ctx, "bench", id)));
+    return Response.json(n === 1 ? results[0] : results); } }`, { serviceBindings: { DB: "db" } }),
+];
+
+const options = platformOptions({
+  // Benchmark traffic comes from one address: a high limit keeps the limiter in the path
+  // (one Durable Object round trip per request) without rejecting.
+  apiVars: { RATE_LIMITS: JSON.stringify({ default: { limit: 1000000, windowSecs: 60 } }) },
+  extraWorkers: baselines,
+});
+for (const w of options.workers) {
+  if (w.name === "api" || w.name === "user-production-myapp") w.unsafeDirectSockets = DIRECT;
+}
+const mf = new Miniflare({ ...options, handleRuntimeStdio: () => {} }); // logs off: wrk floods them
+await mf.ready;
+await applyMigrations(mf);
+const url = async (name) => (await mf.unsafeGetDirectURL(name)).toString();
+const api = await url("api");
+
+// Scenario data: a user, a token, an API key, a document.
+async function json(host, p, opts = {}) {
+  const r = await request(api, host, p, { ...opts, headers: { "content-type": "application/json", ...(opts.headers ?? {}) } });
+  if (r.status >= 400) throw new Error(`setup ${host}${p}: ${r.status} ${r.text}`);
+  return r.json;
+}
+const email = `bench-${Date.now()}@example.com`, password = "bench-password-123";
+await json("api.do", "/api/auth/signup", { method: "POST", body: { email, password } });
+const login = await json("api.do", "/api/auth/login", { method: "POST", body: { email, password } });
+const bearer = { authorization: `Bearer ${login.token}` };
+const apiKey = { "x-api-key": (await json("api.do", "/api/auth/keys", { method: "POST", headers: bearer, body: { name: "bench" } })).key };
+const doc = await json("db.do", "/bench", { method: "POST", headers: bearer, body: { title: "hello", n: 1 } });
+const batch = JSON.stringify(Array.from({ length: 10 }, (_, i) => ({ jsonrpc: "2.0", id: i, method: "db.get", params: ["bench", doc.id] })));
+
+const scenarios = [
+  { name: "1 api /health?live (no service call)", a: { url: `${api}health?live`, host: "api.do" },
+    b: { url: `${await url("baseline-noop")}`, label: "no-op JS worker" } },
+  { name: "2 GET document, token, domain route", a: { url: `${api}bench/${doc.id}`, host: "db.do", headers: bearer },
+    b: { url: `${await url("baseline-db-get")}?doc=${doc.id}`, headers: { "x-bench-user": login.user.id }, label: "JS worker → db.get RPC" } },
+  { name: "3 GET document, API key, domain route", a: { url: `${api}bench/${doc.id}`, host: "db.do", headers: apiKey },
+    b: { url: `${await url("baseline-db-get")}?doc=${doc.id}`, headers: { "x-bench-user": login.user.id }, label: "JS worker → db.get RPC" } },
+  { name: "4 JSON-RPC batch of 10 db.get", a: { url: `${api}rpc`, host: "api.do", headers: { ...bearer, "content-type": "application/json" }, body: batch },
+    b: { url: `${await url("baseline-db-get")}?doc=${doc.id}&n=10`, headers: { "x-bench-user": login.user.id }, label: "JS worker → 10 × db.get RPC" } },
+  { name: "5 dispatch to a user worker", a: { url: `${api}hello`, host: "myapp.do" },
+    b: { url: `${await url("user-production-myapp")}hello`, label: "the user worker alone" } },
+];
+
+function luaFor(target) {
+  const lines = [];
+  if (target.body) {
+    lines.push(`wrk.method = "POST"`, `wrk.body = ${JSON.stringify(target.body)}`);
+  }
+  const file = path.join(os.tmpdir(), `bench-${process.pid}-${Math.random().toString(36).slice(2)}.lua`);
+  writeFileSync(file, lines.join("\n") + "\n");
+  return file;
+}
+
+const toMs = (v) => { const m = /^([\d.]+)(us|ms|s)$/.exec(v); if (!m) return NaN; return Number(m[1]) * { us: 0.001, ms: 1, s: 1000 }[m[2]]; };
+function wrk(target) {
+  const args = ["-t1", `-c${CONNECTIONS}`, `-d${SECONDS}s`, "--latency", "-s", luaFor(target)];
+  for (const [k, v] of Object.entries({ ...(target.host ? { host: target.host } : {}), ...(target.headers ?? {}) })) args.push("-H", `${k}: ${v}`);
+  const out = execFileSync("wrk", [...args, target.url], { encoding: "utf8", timeout: (SECONDS + 30) * 1000 });
+  const rps = Number((/Requests\/sec:\s+([\d.]+)/.exec(out) ?? [])[1]);
+  const p50 = toMs((/\s50%\s+(\S+)/.exec(out) ?? [])[1] ?? "");
+  const p99 = toMs((/\s99%\s+(\S+)/.exec(out) ?? [])[1] ?? "");
+  const non2xx = Number((/Non-2xx or 3xx responses:\s+(\d+)/.exec(out) ?? [0, 0])[1]);
+  return { rps, p50, p99, non2xx };
+}
+
+// Each target answers correctly before it is timed.
+for (const s of scenarios) for (const t of [s.a, s.b]) {
+  const r = await request(t.url, t.host ?? new URL(t.url).host, new URL(t.url).pathname + new URL(t.url).search, { method: t.body ? "POST" : "GET", headers: t.headers, body: t.body });
+  if (r.status !== 200) throw new Error(`${s.name}: ${t.url} answered ${r.status} ${r.text.slice(0, 200)}`);
+}
+
+const results = [];
+for (const s of scenarios) {
+  const runs = { a: [], b: [] };
+  wrk({ ...s.a }); // warm-up, not recorded
+  for (let i = 0; i < ROUNDS; i++) { runs.a.push(wrk(s.a)); runs.b.push(wrk(s.b)); }
+  const mean = (xs, k) => xs.reduce((t, x) => t + x[k], 0) / xs.length;
+  const r = {
+    scenario: s.name, baseline: s.b.label ?? "",
+    rps: mean(runs.a, "rps"), p50: mean(runs.a, "p50"), p99: mean(runs.a, "p99"),
+    baselineRps: mean(runs.b, "rps"), baselineP50: mean(runs.b, "p50"), baselineP99: mean(runs.b, "p99"),
+    errors: runs.a.reduce((t, x) => t + x.non2xx, 0) + runs.b.reduce((t, x) => t + x.non2xx, 0),
+  };
+  r.ratio = r.rps / r.baselineRps;
+  r.addedP50 = r.p50 - r.baselineP50;
+  results.push(r);
+  console.error(`  ${s.name}: ${r.rps.toFixed(0)} req/s vs ${r.baselineRps.toFixed(0)} (${(r.ratio * 100).toFixed(0)}%)`);
+}
+await mf.dispose();
+
+// Sizes of the built workers (release build, wasm-opt -Oz, names section stripped).
+const sizes = ["api", "db", "auth", "do"].map((w) => {
+  const wasm = path.join(ROOT, "crates", w, "build/index_bg.wasm");
+  const bytes = existsSync(wasm) ? readFileSync(wasm) : Buffer.alloc(0);
+  return { worker: w, rawKiB: bytes.length / 1024, gzipKiB: gzipSync(bytes, { level: 9 }).length / 1024 };
+});
+
+const machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? "?", memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, seconds: SECONDS, connections: CONNECTIONS, rounds: ROUNDS };
+mkdirSync(path.join(ROOT, "bench-results"), { recursive: true });
+writeFileSync(path.join(ROOT, "bench-results/bench.json"), JSON.stringify({ date: new Date().toISOString(), machine, results, sizes }, null, 2));
+
+const f = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : "?");
+console.log(`\nmachine: ${machine.cpus} × ${machine.model}, ${machine.memGiB} GiB, ${machine.node}; wrk -t1 -c${CONNECTIONS}, ${SECONDS} s per run, A B A B\n`);
+console.log("| scenario | req/s | p50 ms | p99 ms | baseline | baseline req/s | baseline p50 ms | ratio | added p50 ms |");
+console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+for (const r of results) {
+  console.log(`| ${r.scenario} | ${f(r.rps)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${r.baseline} | ${f(r.baselineRps)} | ${f(r.baselineP50, 2)} | ${f(r.ratio * 100)}% | ${f(r.addedP50, 2)} |`);
+}
+console.log("\n| worker | wasm KiB | gzip KiB |\n| --- | --- | --- |");
+for (const s of sizes) console.log(`| ${s.worker} | ${f(s.rawKiB, 1)} | ${f(s.gzipKiB, 1)} |`);
