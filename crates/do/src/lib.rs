@@ -1,26 +1,165 @@
-//! `do`: the RPC proxy, reached only over Workers RPC (no fetch handler).
+//! `do`: the RPC proxy, reached only over Workers RPC (no fetch handler). Each export is an
+//! RPC method of the worker's entrypoint; the work is in `proxy` (one call) and `catalog`
+//! (what `getServices` reports).
 
+mod catalog;
+mod proxy;
+
+use futures_util::future::join_all;
+use gateway::jsonrpc::MAX_BATCH;
+use js_sys::{Array, Object, Reflect};
 use rpc::clients::to_js;
 use rpc::{sys, AuthClient, DbClient, Health};
 use wasm_bindgen::prelude::*;
+use worker::Env;
 
-const SERVICE: &str = "do";
+use crate::catalog::SELF;
+use crate::proxy::{Correlation, Failure, Request};
+
+/// `call(service, method, args, options?)`: the method's result, or a thrown `Error` whose
+/// message says why. `options` is `{requestId?, traceparent?}` for the log line when the
+/// arguments carry no `ctx`.
+#[wasm_bindgen(js_name = call)]
+pub async fn call_service(
+    service: JsValue,
+    method: JsValue,
+    args: JsValue,
+    options: JsValue,
+) -> Result<JsValue, JsValue> {
+    let env = sys::importable_env();
+    let request = Request {
+        service: &service,
+        method: &method,
+        args: &args,
+    };
+    proxy::run(&env, request, &Correlation::from_options(&options))
+        .await
+        .map_err(thrown)
+}
+
+/// `batchCall([{service, method, args}], options?)`: every call runs at once and on its own;
+/// the answer has one `{success: true, result}` or `{success: false, error: {code, message}}`
+/// per call, in order. Only a batch that is not an array (or is over 100 calls) throws.
+#[wasm_bindgen(js_name = batchCall)]
+pub async fn batch_call(calls: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
+    let Some(calls) = calls.dyn_ref::<Array>() else {
+        return Err(thrown(Failure::invalid(
+            "calls must be an array of {service, method, args}",
+        )));
+    };
+    if calls.length() as usize > MAX_BATCH {
+        return Err(thrown(Failure::invalid("a batch holds at most 100 calls")));
+    }
+    let env = sys::importable_env();
+    let correlation = Correlation::from_options(&options);
+    let field = |item: &JsValue, key: &str| {
+        if item.is_object() {
+            Reflect::get(item, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+        } else {
+            JsValue::UNDEFINED
+        }
+    };
+    let items: Vec<[JsValue; 3]> = calls
+        .iter()
+        .map(|item| {
+            [
+                field(&item, "service"),
+                field(&item, "method"),
+                field(&item, "args"),
+            ]
+        })
+        .collect();
+    let outcomes = join_all(items.iter().map(|[service, method, args]| {
+        let request = Request {
+            service,
+            method,
+            args,
+        };
+        proxy::run(&env, request, &correlation)
+    }))
+    .await;
+    let answer: Array = outcomes.into_iter().map(outcome_object).collect();
+    Ok(answer.into())
+}
+
+/// `getServices()`: every RPC-reachable registry service with its binding, description,
+/// availability here and the methods the proxy forwards.
+#[wasm_bindgen(js_name = getServices)]
+pub async fn get_services() -> Result<JsValue, JsValue> {
+    let env = sys::importable_env();
+    encode(&catalog::services(&|b| sys::binding(&env, b).is_some()))
+}
+
+/// `getService(name)`: one service, or `null` for a name the registry does not know.
+#[wasm_bindgen(js_name = getService)]
+pub async fn get_service(name: JsValue) -> Result<JsValue, JsValue> {
+    let env = sys::importable_env();
+    let info = name
+        .as_string()
+        .and_then(|n| catalog::service(&n, &|b| sys::binding(&env, b).is_some()));
+    encode(&info)
+}
+
+/// `isServiceAvailable(name)`: whether calls to it can reach it from here.
+#[wasm_bindgen(js_name = isServiceAvailable)]
+pub async fn is_service_available(name: JsValue) -> Result<JsValue, JsValue> {
+    let env = sys::importable_env();
+    let available = name
+        .as_string()
+        .and_then(|n| catalog::service(&n, &|b| sys::binding(&env, b).is_some()))
+        .is_some_and(|s| s.available);
+    Ok(JsValue::from_bool(available))
+}
 
 /// `health()`: are the proxy's own bindings configured?
 #[wasm_bindgen]
 pub async fn health() -> Result<JsValue, JsValue> {
-    let env = sys::importable_env();
+    encode(&own_health(&sys::importable_env()))
+}
+
+pub(crate) fn own_health(env: &Env) -> Health {
     let missing: Vec<&str> = [DbClient::BINDING, AuthClient::BINDING]
         .into_iter()
-        .filter(|b| sys::binding(&env, b).is_none())
+        .filter(|b| sys::binding(env, b).is_none())
         .collect();
-    let health = if missing.is_empty() {
-        Health::up(SERVICE)
+    if missing.is_empty() {
+        Health::up(SELF)
     } else {
         Health::down(
-            SERVICE,
+            SELF,
             format!("bindings not configured: {}", missing.join(", ")),
         )
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    to_js(value).map_err(|e| JsValue::from_str(&e.to_string()))
+}
+
+/// The `Error` a failed `call` throws. Workers RPC carries only an error's type and message
+/// across the binding (not extra properties), so the message leads with the kind of failure
+/// ("Method not found:", "Timeout:", ...); callers that need the code use `batchCall`.
+fn thrown(failure: Failure) -> JsValue {
+    js_sys::Error::new(&failure.message).into()
+}
+
+fn outcome_object(outcome: Result<JsValue, Failure>) -> JsValue {
+    let object = Object::new();
+    let set = |target: &Object, key: &str, value: &JsValue| {
+        let _ = Reflect::set(target, &JsValue::from_str(key), value);
     };
-    to_js(&health).map_err(|e| JsValue::from_str(&e.to_string()))
+    match outcome {
+        Ok(result) => {
+            set(&object, "success", &JsValue::TRUE);
+            set(&object, "result", &result);
+        }
+        Err(failure) => {
+            let error = Object::new();
+            set(&error, "code", &JsValue::from_f64(failure.code as f64));
+            set(&error, "message", &JsValue::from_str(&failure.message));
+            set(&object, "success", &JsValue::FALSE);
+            set(&object, "error", &error);
+        }
+    }
+    object.into()
 }

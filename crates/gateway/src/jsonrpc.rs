@@ -1,5 +1,6 @@
 //! JSON-RPC 2.0 for `POST /rpc`: parsing and validating requests, the published method
-//! allowlist with its parameter signatures, and rendering the responses.
+//! allowlist with its parameter signatures, the `do` proxy's allowlist, and rendering the
+//! responses.
 //!
 //! The worker's use is three steps:
 //! ```
@@ -22,6 +23,8 @@
 
 use serde_json::{Map, Number, Value};
 
+use crate::registry;
+
 pub const PARSE_ERROR: i64 = -32700;
 pub const INVALID_REQUEST: i64 = -32600;
 pub const METHOD_NOT_FOUND: i64 = -32601;
@@ -31,6 +34,12 @@ pub const INTERNAL_ERROR: i64 = -32603;
 pub const SERVICE_FAILED: i64 = -32000;
 /// Implementation-defined server error: the service did not answer in time.
 pub const TIMEOUT: i64 = -32001;
+/// Implementation-defined server error: the service's binding is not configured where the
+/// call ran (the `do` worker's env).
+pub const SERVICE_UNAVAILABLE: i64 = -32002;
+/// Implementation-defined server error: the caller's role may not use this service (its
+/// registry access level, e.g. admin for `schedule`).
+pub const FORBIDDEN: i64 = -32003;
 
 /// Bounded work per request: a larger batch is refused whole with one -32600, before any call
 /// runs. (The body size itself is capped by the HTTP layer before it reaches [`parse`].)
@@ -345,7 +354,7 @@ const METHODS: &[Signature] = &[
         "db",
         "delete",
         true,
-        &[req("collection", Str), req("id", Str)],
+        &[req("collection", Str), req("id", Str), opt("opts", Obj)],
     ),
     sig(
         "db",
@@ -361,6 +370,10 @@ const METHODS: &[Signature] = &[
     sig("auth", "health", false, &[]),
 ];
 
+/// `health()` on a registry service that has no row above (the forwarding services): every
+/// service answers it by convention, so adding a registry row publishes it with no edit here.
+static FORWARDED_HEALTH: Signature = sig("", "health", false, &[]);
+
 fn signature(service: &str, method: &str) -> Option<&'static Signature> {
     if !is_name(service) || !is_name(method) {
         return None;
@@ -368,6 +381,13 @@ fn signature(service: &str, method: &str) -> Option<&'static Signature> {
     METHODS
         .iter()
         .find(|s| s.service == service && s.method == method)
+        .or_else(|| (method == "health" && is_forwarded(service)).then_some(&FORWARDED_HEALTH))
+}
+
+/// A registry service with a binding and no rows of its own in [`METHODS`].
+fn is_forwarded(service: &str) -> bool {
+    registry::service(service).is_some_and(|s| s.binding.is_some())
+        && !METHODS.iter().any(|s| s.service == service)
 }
 
 /// `[A-Za-z][A-Za-z0-9_]*`: also rules out `_internal` and empty halves.
@@ -382,9 +402,56 @@ pub fn allowed(service: &str, method: &str) -> bool {
     signature(service, method).is_some()
 }
 
-/// The allowlist as `(service, method)` pairs, e.g. for documentation or discovery.
+/// The allowlist as `(service, method)` pairs, e.g. for documentation or discovery: the
+/// table's rows, then `health` for each forwarding service in registry order.
 pub fn methods() -> impl Iterator<Item = (&'static str, &'static str)> {
-    METHODS.iter().map(|s| (s.service, s.method))
+    METHODS.iter().map(|s| (s.service, s.method)).chain(
+        registry::SERVICES
+            .iter()
+            .filter(|s| is_forwarded(s.name))
+            .map(|s| (s.name, "health")),
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// The `do` proxy's allowlist: what `do.call`/`do.batchCall` forward for callers that reach `do`
+// over a service binding (other workers, trusted). It is the public table plus the account
+// methods of `auth` that the api exposes through its own HTTP adapter instead of `/rpc`.
+// The credential checks (`validate*`) stay internal even here: a worker that needs them binds
+// auth directly.
+
+/// Methods every Workers RPC stub or entrypoint has, never forwarded whatever a table says.
+const RUNTIME_METHODS: [&str; 4] = ["fetch", "connect", "constructor", "dup"];
+
+const PROXY_ONLY: &[(&str, &str)] = &[
+    ("auth", "signup"),
+    ("auth", "login"),
+    ("auth", "logout"),
+    ("auth", "createApiKey"),
+    ("auth", "listApiKeys"),
+    ("auth", "revokeApiKey"),
+    ("auth", "setRole"),
+];
+
+/// Whether `do` forwards `service.method`: on the published allowlist or proxy-only, never a
+/// runtime method, never `_`-prefixed (names are `[A-Za-z][A-Za-z0-9_]*`).
+pub fn proxy_allowed(service: &str, method: &str) -> bool {
+    is_name(service)
+        && is_name(method)
+        && !RUNTIME_METHODS.contains(&method)
+        && (allowed(service, method)
+            || PROXY_ONLY
+                .iter()
+                .any(|(s, m)| *s == service && *m == method))
+}
+
+/// The methods `do` forwards for one service, in table order (for `getServices`).
+pub fn proxy_methods(service: &str) -> Vec<&'static str> {
+    methods()
+        .chain(PROXY_ONLY.iter().copied())
+        .filter(|(s, m)| *s == service && proxy_allowed(s, m))
+        .map(|(_, m)| m)
+        .collect()
 }
 
 /// Whether the service method takes the gateway's `ctx` as its first argument.
@@ -510,11 +577,34 @@ pub enum RpcFailure {
     },
     /// The service did not answer in time.
     Timeout,
+    /// The service's binding is not configured where the call ran.
+    Unavailable,
+    /// The caller's role may not use the service.
+    Forbidden,
+    /// The executor does not know the method (e.g. a `do` deployed with an older table).
+    NotFound,
     /// Anything the caller should not see the details of.
     Internal,
 }
 
 impl RpcFailure {
+    /// The failure an executor reported as a JSON-RPC-style `{code, message}` (what
+    /// `do.batchCall` answers). Only a service's own error keeps its message: every other code
+    /// gets the fixed text of its kind, and unknown codes are internal.
+    pub fn from_code(code: i64, message: &str) -> RpcFailure {
+        match code {
+            SERVICE_FAILED => RpcFailure::Service {
+                message: message.to_owned(),
+                data: None,
+            },
+            TIMEOUT => RpcFailure::Timeout,
+            SERVICE_UNAVAILABLE => RpcFailure::Unavailable,
+            FORBIDDEN => RpcFailure::Forbidden,
+            METHOD_NOT_FOUND => RpcFailure::NotFound,
+            _ => RpcFailure::Internal,
+        }
+    }
+
     fn into_error(self) -> RpcError {
         match self {
             RpcFailure::Service { message, data } => RpcError {
@@ -523,6 +613,11 @@ impl RpcFailure {
                 data,
             },
             RpcFailure::Timeout => RpcError::new(TIMEOUT, "Timeout", None),
+            RpcFailure::Unavailable => {
+                RpcError::new(SERVICE_UNAVAILABLE, "Service unavailable", None)
+            }
+            RpcFailure::Forbidden => RpcError::new(FORBIDDEN, "Forbidden", None),
+            RpcFailure::NotFound => method_not_found(),
             RpcFailure::Internal => RpcError::new(INTERNAL_ERROR, "Internal error", None),
         }
     }
@@ -606,6 +701,46 @@ impl Plan {
             Shape::Batch if responses.is_empty() => None,
             Shape::Batch => Some(Value::Array(responses).to_string()),
         }
+    }
+}
+
+/// Services whose methods (other than `health`) answer a reply envelope instead of throwing:
+/// `{ok: true, value}` or `{ok: false, error: {status, code, detail}}` (see `rpc::db`).
+const ENVELOPED: [&str; 1] = ["db"];
+
+/// A service's answer as the JSON-RPC caller should see it: an enveloped success becomes its
+/// `value`, an enveloped refusal becomes a service error (-32000) whose message is the
+/// refusal's `detail` and whose data is `{status, code}`. Anything else passes unchanged.
+pub fn settle_reply(service: &str, method: &str, answer: Value) -> Result<Value, RpcFailure> {
+    if !ENVELOPED.contains(&service) || method == "health" {
+        return Ok(answer);
+    }
+    let Value::Object(mut reply) = answer else {
+        return Ok(answer);
+    };
+    match reply.get("ok") {
+        Some(Value::Bool(true)) if reply.contains_key("value") => {
+            Ok(reply.remove("value").unwrap_or(Value::Null))
+        }
+        Some(Value::Bool(false)) => {
+            let error = reply.remove("error").unwrap_or(Value::Null);
+            let message = error
+                .get("detail")
+                .and_then(Value::as_str)
+                .unwrap_or("The service refused the call")
+                .to_owned();
+            let mut data = Map::new();
+            for key in ["status", "code"] {
+                if let Some(v) = error.get(key) {
+                    data.insert(key.into(), v.clone());
+                }
+            }
+            Err(RpcFailure::Service {
+                message,
+                data: Some(Value::Object(data)),
+            })
+        }
+        _ => Ok(Value::Object(reply)),
     }
 }
 
@@ -937,6 +1072,19 @@ mod tests {
             ("do", "isServiceAvailable"),
             ("do", "health"),
             ("auth", "health"),
+            // health() of every forwarding service, in registry order.
+            ("schedule", "health"),
+            ("webhooks", "health"),
+            ("email", "health"),
+            ("queue", "health"),
+            ("ai", "health"),
+            ("embeddings", "health"),
+            ("agents", "health"),
+            ("workflows", "health"),
+            ("business", "health"),
+            ("stripe", "health"),
+            ("github", "health"),
+            ("mcp", "health"),
         ];
         assert_eq!(methods().collect::<Vec<_>>(), expected);
         for (s, m) in methods() {
@@ -949,6 +1097,199 @@ mod tests {
         assert!(takes_ctx("db", "get") && takes_ctx("db", "list"));
         assert!(!takes_ctx("db", "health") && !takes_ctx("do", "getService"));
         assert!(!takes_ctx("nope", "get"));
+    }
+
+    #[test]
+    fn forwarding_services_publish_health_only() {
+        assert!(allowed("schedule", "health") && !takes_ctx("schedule", "health"));
+        assert_eq!(bind("schedule", "health", Value::Null), Ok(vec![]));
+        assert_eq!(bind("schedule", "health", json!([1])), Err(INVALID_PARAMS));
+        for name in [
+            "schedule.run",
+            "schedule.fetch",
+            "waitlist.health",
+            "nope.health",
+        ] {
+            let (s, m) = name.split_once('.').unwrap_or_default();
+            assert!(!allowed(s, m), "{name}");
+        }
+    }
+
+    #[test]
+    fn proxy_allowlist() {
+        let allowed_names = [
+            "db.get",
+            "db.list",
+            "db.health",
+            "auth.login",
+            "auth.setRole",
+            "auth.health",
+            "do.getServices",
+            "schedule.health",
+            "mcp.health",
+        ];
+        for name in allowed_names {
+            let (s, m) = name.split_once('.').unwrap_or_default();
+            assert!(proxy_allowed(s, m), "{name}");
+        }
+        let denied = [
+            "db.fetch",
+            "db.connect",
+            "db.constructor",
+            "db.dup",
+            "db._x",
+            "db.__proto__",
+            "auth.validateToken",
+            "auth.validateApiKey",
+            "auth.validateSession",
+            "do.call",
+            "do.batchCall",
+            "do.constructor",
+            "schedule.run",
+            "waitlist.health",
+            "nope.health",
+            "db.",
+            ".health",
+            "DB.get",
+        ];
+        for name in denied {
+            let (s, m) = name.split_once('.').unwrap_or_default();
+            assert!(!proxy_allowed(s, m), "{name}");
+        }
+        // Whatever the tables say, runtime methods and `_` names are refused.
+        for (s, m) in methods().chain(PROXY_ONLY.iter().copied()) {
+            assert!(
+                !RUNTIME_METHODS.contains(&m) && !m.starts_with('_'),
+                "{s}.{m}"
+            );
+            assert!(!m.starts_with("validate"), "{s}.{m}");
+            assert!(
+                registry::service(s).is_some(),
+                "{s}.{m} names a registry service"
+            );
+        }
+        // Everything public goes through the proxy too (so /rpc can run on do.batchCall).
+        for (s, m) in methods() {
+            assert!(proxy_allowed(s, m), "{s}.{m}");
+        }
+    }
+
+    #[test]
+    fn proxy_methods_per_service() {
+        assert_eq!(
+            proxy_methods("db"),
+            ["get", "put", "patch", "delete", "list", "health"]
+        );
+        assert_eq!(
+            proxy_methods("auth"),
+            [
+                "health",
+                "signup",
+                "login",
+                "logout",
+                "createApiKey",
+                "listApiKeys",
+                "revokeApiKey",
+                "setRole"
+            ]
+        );
+        assert_eq!(
+            proxy_methods("do"),
+            ["getServices", "getService", "isServiceAvailable", "health"]
+        );
+        assert_eq!(proxy_methods("schedule"), ["health"]);
+        assert!(proxy_methods("waitlist").is_empty());
+        assert!(proxy_methods("nope").is_empty());
+    }
+
+    #[test]
+    fn failures_from_executor_codes() {
+        let cases = [
+            (
+                SERVICE_FAILED,
+                RpcFailure::Service {
+                    message: "boom".into(),
+                    data: None,
+                },
+            ),
+            (TIMEOUT, RpcFailure::Timeout),
+            (SERVICE_UNAVAILABLE, RpcFailure::Unavailable),
+            (FORBIDDEN, RpcFailure::Forbidden),
+            (METHOD_NOT_FOUND, RpcFailure::NotFound),
+            (INVALID_PARAMS, RpcFailure::Internal),
+            (INTERNAL_ERROR, RpcFailure::Internal),
+            (0, RpcFailure::Internal),
+            (i64::MIN, RpcFailure::Internal),
+        ];
+        for (code, want) in cases {
+            assert_eq!(RpcFailure::from_code(code, "boom"), want, "{code}");
+        }
+        // Only the service's own message is kept; the others get their fixed text.
+        let plan = Plan::from_body(
+            br#"[{"jsonrpc":"2.0","id":1,"method":"db.health"},
+                 {"jsonrpc":"2.0","id":2,"method":"db.health"},
+                 {"jsonrpc":"2.0","id":3,"method":"db.health"},
+                 {"jsonrpc":"2.0","id":4,"method":"db.health"}]"#,
+        );
+        let out = plan
+            .finish(vec![
+                Err(RpcFailure::from_code(SERVICE_UNAVAILABLE, "secret detail")),
+                Err(RpcFailure::from_code(FORBIDDEN, "secret detail")),
+                Err(RpcFailure::from_code(METHOD_NOT_FOUND, "secret detail")),
+                Err(RpcFailure::from_code(-1, "secret detail")),
+            ])
+            .expect("answer");
+        assert!(!out.contains("secret"), "{out}");
+        let codes: Vec<i64> = serde_json::from_str::<Value>(&out)
+            .expect("json")
+            .as_array()
+            .expect("batch")
+            .iter()
+            .filter_map(|r| r["error"]["code"].as_i64())
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                SERVICE_UNAVAILABLE,
+                FORBIDDEN,
+                METHOD_NOT_FOUND,
+                INTERNAL_ERROR
+            ]
+        );
+    }
+
+    #[test]
+    fn db_reply_envelopes_settle_into_results_and_errors() {
+        let ok = json!({"ok": true, "value": {"id": "n1", "_version": 1}});
+        assert_eq!(
+            settle_reply("db", "get", ok.clone()),
+            Ok(json!({"id": "n1", "_version": 1}))
+        );
+        let refused = json!({"ok": false, "error": {"status": 404, "code": "not_found", "detail": "document not found"}});
+        assert_eq!(
+            settle_reply("db", "get", refused),
+            Err(RpcFailure::Service {
+                message: "document not found".into(),
+                data: Some(json!({"status": 404, "code": "not_found"}))
+            })
+        );
+        let bare = json!({"ok": false});
+        assert!(matches!(
+            settle_reply("db", "put", bare),
+            Err(RpcFailure::Service { message, .. }) if message == "The service refused the call"
+        ));
+        // health and other services are never unwrapped; odd shapes pass through.
+        let health = json!({"ok": true, "service": "db"});
+        assert_eq!(
+            settle_reply("db", "health", health.clone()),
+            Ok(health.clone())
+        );
+        assert_eq!(settle_reply("do", "getService", ok.clone()), Ok(ok));
+        assert_eq!(settle_reply("db", "get", json!([1])), Ok(json!([1])));
+        assert_eq!(
+            settle_reply("db", "get", json!({"ok": true})),
+            Ok(json!({"ok": true}))
+        );
     }
 
     // --- Params ---
