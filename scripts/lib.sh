@@ -43,9 +43,19 @@ ensure_toolchain() {
   fi
   local lock_hash
   lock_hash="$(sha256sum package-lock.json | cut -d' ' -f1)"
-  if [ ! -d node_modules ] || [ "$(cat node_modules/.lock-hash 2>/dev/null || true)" != "$lock_hash" ]; then
-    say "installing npm packages from package-lock.json"
-    npm ci --no-audit --no-fund --loglevel=error; echo "$lock_hash" > node_modules/.lock-hash; installed=1
+  if [ "$(cat node_modules/.lock-hash 2>/dev/null || true)" != "$lock_hash" ]; then
+    # One npm ci at a time (parallel builds share node_modules); the stamp is written only
+    # after a successful install, and re-checked once the lock is held.
+    (
+      flock 9
+      if [ "$(cat node_modules/.lock-hash 2>/dev/null || true)" != "$lock_hash" ]; then
+        say "installing npm packages from package-lock.json"
+        rm -f node_modules/.lock-hash
+        npm ci --no-audit --no-fund --loglevel=error
+        echo "$lock_hash" > node_modules/.lock-hash
+      fi
+    ) 9> "$ROOT/.npm-install.lock"
+    installed=1
   fi
   if [ "$installed" = 0 ]; then say "toolchain: everything already installed"; fi
 }
