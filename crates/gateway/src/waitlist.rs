@@ -1,6 +1,8 @@
 //! The waitlist for unmatched domains: which domains may show one ([`check_domain`], with a
 //! punycode decoder and a confusables skeleton), the sign-up page and its CSP, parsing and
-//! normalising the submitted email, hashing the client IP, and the CSV export.
+//! normalising the submitted email, hashing the client IP, the CSV export, and the small
+//! serving decisions (which hosts are the platform's, the denylist var, HTML/CSV/JSON
+//! negotiation, same-origin sign-ups, admin paths).
 
 use std::fmt;
 
@@ -335,9 +337,11 @@ fn layout(title: &str, main: &str, platform_name: Option<&str>, script: bool) ->
 /// The sign-up page for an unmatched `domain`; serve it with [`PAGE_CSP`].
 pub fn render_page(domain: &str, platform_name: &str) -> String {
     let d = html_escape(domain);
+    // A long domain in the big heading wraps after a dot, not in the middle of a label.
+    let heading = d.replace('.', ".<wbr>");
     let main = format!(
         r#"<p class="eyebrow">Coming soon</p>
-<h1>{d} is coming soon</h1>
+<h1>{heading} is coming soon</h1>
 <p class="lede">Something new is being built at {d}. Join the waitlist and we'll email you once, the day it launches.</p>
 <form id="waitlist-form" method="post" action="/waitlist">
 <label for="email">Email address</label>
@@ -664,6 +668,121 @@ fn adapt(delta: u32, num_points: u32, first_time: bool) -> u32 {
     k + (BASE - TMIN + 1) * delta / (delta + SKEW)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Serving: which hosts count as the platform's, configuration lists, negotiation, origins
+
+/// The hosts a waitlist must never imitate: the API hosts, the services zone (`apis.do`) and
+/// `{name}.{platform_zone}` for every registry service and alias (`db.do`, `auth.do`,
+/// `database.do`, ...). Normalised and deduplicated; about twenty entries.
+pub fn platform_hosts(
+    api_hosts: &[String],
+    services_zone: &str,
+    platform_zone: &str,
+) -> Vec<String> {
+    let names = crate::registry::SERVICES
+        .iter()
+        .map(|s| s.name)
+        .chain(crate::registry::ALIASES.iter().map(|(alias, _)| *alias));
+    let mut hosts: Vec<String> = api_hosts
+        .iter()
+        .cloned()
+        .chain(std::iter::once(services_zone.to_owned()))
+        .chain(names.map(|n| format!("{n}.{platform_zone}")))
+        .filter_map(|h| crate::host::normalize_host(&h).ok())
+        .map(|h| h.name)
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+/// The `WAITLIST_DENYLIST` var: comma-separated domains (each also covering its subdomains;
+/// `*.x` is accepted and means the same). Blank entries are dropped.
+pub fn parse_denylist(var: Option<&str>) -> Vec<String> {
+    var.unwrap_or("")
+        .split(',')
+        .map(|d| {
+            d.trim()
+                .trim_start_matches("*.")
+                .trim_matches('.')
+                .to_ascii_lowercase()
+        })
+        .filter(|d| !d.is_empty())
+        .collect()
+}
+
+/// Whether the client would rather have `media` than `over`, from its `Accept` header:
+/// `media` must be listed by name (a wildcard does not count, so `*/*` from `fetch` or curl
+/// keeps the default) with a q above zero, and at least the q given to `over` by name.
+/// A form post from a browser (`text/html,...,*/*;q=0.8`) prefers HTML over JSON this way.
+pub fn prefers(accept: Option<&str>, media: &str, over: &str) -> bool {
+    let quality = |wanted: &str| -> Option<f32> {
+        accept?
+            .split(',')
+            .filter_map(|range| {
+                let mut parts = range.split(';');
+                let name = parts.next()?.trim();
+                if !name.eq_ignore_ascii_case(wanted) {
+                    return None;
+                }
+                let q = parts
+                    .filter_map(|p| p.trim().strip_prefix("q="))
+                    .find_map(|q| q.trim().parse::<f32>().ok())
+                    .unwrap_or(1.0);
+                Some(if q.is_finite() {
+                    q.clamp(0.0, 1.0)
+                } else {
+                    0.0
+                })
+            })
+            .reduce(f32::max)
+    };
+    match quality(media) {
+        Some(q) if q > 0.0 => q >= quality(over).unwrap_or(0.0),
+        _ => false,
+    }
+}
+
+/// Whether an `Origin` header names the same host the request was sent to (scheme and port
+/// aside: the host decides which waitlist is signed). `null` and anything unparsable are
+/// foreign. Used to refuse cross-site sign-ups made with a visitor's browser.
+pub fn same_origin(origin: &str, host: &str) -> bool {
+    let origin = origin.trim();
+    let Some(rest) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    if rest.contains(['/', '?', '#', '@']) {
+        return false;
+    }
+    crate::host::normalize_host(rest).is_ok_and(|h| h.name == host)
+}
+
+/// What an admin asked for under `/api/waitlist`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminRequest {
+    /// `/`: every domain with its sign-up count.
+    Domains,
+    /// `/{domain}`: that domain's sign-ups (the domain normalised like a Host header).
+    Signups(String),
+}
+
+/// Parses the path after `/api/waitlist` (always starting with `/`). A domain that cannot be
+/// a host is an error (400); anything deeper than one segment is `None` (404).
+pub fn parse_admin_path(path: &str) -> Option<Result<AdminRequest, crate::host::HostError>> {
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() {
+        return Some(Ok(AdminRequest::Domains));
+    }
+    if rest.contains('/') {
+        return None;
+    }
+    Some(crate::host::normalize_host(rest).map(|h| AdminRequest::Signups(h.name)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -747,7 +866,7 @@ mod tests {
             r#"<html lang="en">"#,
             r#"<meta name="viewport" content="width=device-width, initial-scale=1">"#,
             "<title>my&lt;shop&gt;.do \u{2014} join the waitlist</title>",
-            "<h1>my&lt;shop&gt;.do is coming soon</h1>",
+            "<h1>my&lt;shop&gt;.<wbr>do is coming soon</h1>",
             "<main>",
             r#"<form id="waitlist-form" method="post" action="/waitlist">"#,
             r#"<label for="email">"#,
@@ -1044,6 +1163,146 @@ mod tests {
         // Platform hosts are compared normalised.
         assert_eq!(check_domain("api.do", false, &["API.DO."], &[]), Ok(()));
         assert!(!Refusal::Confusable.to_string().is_empty());
+    }
+
+    #[test]
+    fn platform_host_list() {
+        let api = vec![
+            "api.do".to_string(),
+            "localhost".into(),
+            "127.0.0.1".into(),
+            "API.DO".into(),
+        ];
+        let hosts = platform_hosts(&api, "apis.do", "do");
+        for want in [
+            "api.do",
+            "localhost",
+            "127.0.0.1",
+            "apis.do",
+            "db.do",
+            "auth.do",
+            "do.do",
+            "waitlist.do",
+            "database.do",
+            "agents.do",
+        ] {
+            assert!(hosts.iter().any(|h| h == want), "missing {want}");
+        }
+        assert_eq!(hosts.iter().filter(|h| *h == "api.do").count(), 1);
+        assert!(hosts.len() < 30, "{hosts:?}");
+        // Its own zone follows the config.
+        assert!(platform_hosts(&[], "apis.example", "example").contains(&"db.example".to_string()));
+        // And the lookalike check sees through it.
+        assert_eq!(
+            check_domain(
+                "xn--b-54b.do",
+                false,
+                &hosts.iter().map(String::as_str).collect::<Vec<_>>(),
+                &[]
+            ),
+            Err(Refusal::Confusable)
+        );
+    }
+
+    #[test]
+    fn denylist_var() {
+        assert_eq!(parse_denylist(None), Vec::<String>::new());
+        assert_eq!(parse_denylist(Some(" , ")), Vec::<String>::new());
+        assert_eq!(
+            parse_denylist(Some("Evil.DO, *.blocked.do ,,bad.example.")),
+            vec!["evil.do", "blocked.do", "bad.example"]
+        );
+        let deny = parse_denylist(Some("evil.do"));
+        assert_eq!(
+            check_domain("x.evil.do", false, &[], &deny),
+            Err(Refusal::Denylisted)
+        );
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        let browser_form =
+            "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
+        let cases: &[(Option<&str>, &str, bool)] = &[
+            (Some(browser_form), "text/html", true),
+            (Some("*/*"), "text/html", false),
+            (None, "text/html", false),
+            (Some(""), "text/html", false),
+            (Some("application/json"), "text/html", false),
+            (
+                Some("application/json, text/html;q=0.5"),
+                "text/html",
+                false,
+            ),
+            (
+                Some("text/html;q=0.5, application/json;q=0.5"),
+                "text/html",
+                true,
+            ),
+            (Some("TEXT/HTML"), "text/html", true),
+            (Some("text/html;q=0"), "text/html", false),
+            (Some("text/html;q=banana"), "text/html", true),
+            (
+                Some("text/html;level=1;q=0.2, application/json;q=0.1"),
+                "text/html",
+                true,
+            ),
+            (Some("text/*"), "text/html", false),
+            (Some("text/csv"), "text/csv", true),
+            (Some("text/csv;q=0.9, application/json"), "text/csv", false),
+            (Some("application/json"), "text/csv", false),
+        ];
+        for (accept, media, want) in cases {
+            assert_eq!(
+                prefers(*accept, media, "application/json"),
+                *want,
+                "{accept:?} {media}"
+            );
+        }
+    }
+
+    #[test]
+    fn origins() {
+        let cases = [
+            ("http://shop.example:8787", "shop.example", true),
+            ("https://Shop.Example", "shop.example", true),
+            ("https://shop.example.", "shop.example", true),
+            ("http://127.0.0.1:9", "127.0.0.1", true),
+            ("https://evil.example", "shop.example", false),
+            ("https://shop.example.evil.example", "shop.example", false),
+            ("null", "shop.example", false),
+            ("", "shop.example", false),
+            ("shop.example", "shop.example", false),
+            ("ftp://shop.example", "shop.example", false),
+            ("https://shop.example/", "shop.example", false),
+            ("https://evil@shop.example", "shop.example", false),
+            ("https://shop.example:99999", "shop.example", false),
+        ];
+        for (origin, host, want) in cases {
+            assert_eq!(same_origin(origin, host), want, "{origin} vs {host}");
+        }
+    }
+
+    #[test]
+    fn admin_paths() {
+        use AdminRequest::*;
+        assert_eq!(parse_admin_path("/"), Some(Ok(Domains)));
+        assert_eq!(parse_admin_path(""), Some(Ok(Domains)));
+        assert_eq!(
+            parse_admin_path("/Shop.Example"),
+            Some(Ok(Signups("shop.example".into())))
+        );
+        assert_eq!(
+            parse_admin_path("/shop.example/"),
+            Some(Ok(Signups("shop.example".into())))
+        );
+        assert_eq!(
+            parse_admin_path("/10.1.2.3"),
+            Some(Ok(Signups("10.1.2.3".into())))
+        );
+        assert_eq!(parse_admin_path("/a/b"), None);
+        assert!(matches!(parse_admin_path("/a..b"), Some(Err(_))));
+        assert!(matches!(parse_admin_path("/%3Cx%3E"), Some(Err(_))));
     }
 
     mod props {
