@@ -1,12 +1,45 @@
 //! identify: turns the request's credential into an `Identity`. Credentials are tried in the
 //! contract's order (Bearer, X-API-Key, session cookie); a presented but invalid one is 401.
+//!
+//! Keeping the common path fast, and revocation prompt:
+//! - **Tokens** are verified here (HS256, `TOKEN_KEYS` parsed once per isolate): no RPC.
+//!   What a signature cannot say is whether the session was revoked or the role changed
+//!   since the token was issued. The auth service records both in the `AUTH_CACHE` KV
+//!   namespace (`revoked:session:{sid}`, `user:role:{userId}`, each kept longer than a
+//!   token lives). This isolate reads them at most once per `FRESH_MS` per session and per
+//!   user, and also remembers the revocations and role changes it performed itself, which
+//!   take effect on this instance at once.
+//! - **API keys and sessions** are validated by auth over RPC (D1 is the truth), with the
+//!   answer cached here for `FRESH_MS`; the request that revokes a key, ends a session or
+//!   changes a role drops the affected entries at once.
+//! - `X-API-Key` equal to `ADMIN_API_KEY` is the platform admin (constant-time comparison).
 
-use gateway::token::{constant_time_eq, credential, Credential};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use gateway::token::{
+    constant_time_eq, credential, is_session_id, parse_api_key, role_permissions, session_handle,
+    sha256_hex, verify, Credential, KeySet, TokenError, ACCESS_TOKEN_TTL_SECS, TOKEN_AUDIENCE,
+    TOKEN_ISSUER,
+};
+use rpc::auth::{revoked_session_key, user_role_key, Validation};
+use rpc::AuthClient;
 use worker::{Env, Request};
 
 use crate::config::var;
 use crate::context::{CredentialKind, Identity, Role};
 use crate::error::ApiError;
+use crate::log;
+
+/// How long a looked-up answer is trusted. The contract allows 5 s for a revocation to reach
+/// every instance; a second is left for the revoking write itself.
+const FRESH_MS: f64 = 4_000.0;
+/// Bounded memory: past this many entries a map drops its stale ones (or, if all are fresh,
+/// everything; a cache miss only costs a lookup).
+const MAX_ENTRIES: usize = 10_000;
+/// Local revocations are kept as long as a token they could affect may live.
+const LOCAL_REVOCATION_MS: f64 = (ACCESS_TOKEN_TTL_SECS as f64 + 300.0) * 1000.0;
 
 pub async fn identify(req: &Request, env: &Env) -> Result<Option<Identity>, ApiError> {
     let header = |name: &str| req.headers().get(name).ok().flatten();
@@ -23,12 +56,12 @@ pub async fn identify(req: &Request, env: &Env) -> Result<Option<Identity>, ApiE
     .map_err(|e| ApiError::Unauthorized(format!("malformed credential: {e}")))?;
     match presented {
         None => Ok(None),
+        Some(Credential::Bearer(token)) => token_identity(env, token).await.map(Some),
         Some(Credential::ApiKey(key)) => match admin_identity(env, key) {
             Some(identity) => Ok(Some(identity)),
-            None => Err(ApiError::Unauthorized("invalid API key".into())),
+            None => api_key_identity(env, key).await.map(Some),
         },
-        Some(Credential::Bearer(_)) => Err(ApiError::Unauthorized("invalid token".into())),
-        Some(Credential::Session(_)) => Err(ApiError::Unauthorized("invalid session".into())),
+        Some(Credential::Session(id)) => session_identity(env, id).await.map(Some),
     }
 }
 
@@ -50,5 +83,343 @@ fn admin_identity(env: &Env, key: &str) -> Option<Identity> {
         permissions: vec!["*".into()],
         via: CredentialKind::AdminKey,
         session_id: None,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// What this isolate remembers
+
+struct Fresh<T> {
+    value: T,
+    /// When the lookup that produced `value` started (not ended), so that a revocation
+    /// performed while it was in flight still wins.
+    asked_ms: f64,
+}
+
+/// An API key's or session's identity, as auth last answered for it (`None`: invalid).
+#[derive(Clone)]
+struct Validated {
+    identity: Identity,
+    key_id: Option<String>,
+}
+
+#[derive(Default)]
+struct Memory {
+    /// `TOKEN_KEYS` as last seen, and what it parsed to.
+    keys: Option<(String, Option<Rc<KeySet>>)>,
+    /// API keys and sessions by the SHA-256 of the credential (never the credential).
+    credentials: HashMap<String, Fresh<Option<Validated>>>,
+    /// KV answers: is this session handle revoked?
+    session_revoked: HashMap<String, Fresh<bool>>,
+    /// KV answers: the user's current role, if it changed after tokens were issued.
+    user_role: HashMap<String, Fresh<Option<Role>>>,
+    /// Revocations this isolate performed: `session:{handle}` / `key:{id}` → until (ms).
+    revoked_here: HashMap<String, f64>,
+    /// Users whose role this isolate changed → when. Older answers about them are stale.
+    role_changed_here: HashMap<String, f64>,
+}
+
+thread_local! {
+    static MEMORY: RefCell<Memory> = RefCell::new(Memory::default());
+}
+
+fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+fn bounded<V>(map: &mut HashMap<String, V>, keep: impl Fn(&V) -> bool) {
+    if map.len() >= MAX_ENTRIES {
+        map.retain(|_, v| keep(v));
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+    }
+}
+
+fn fresh<T: Clone>(entry: Option<&Fresh<T>>, now: f64, changed_ms: Option<f64>) -> Option<T> {
+    let entry = entry?;
+    let current = now - entry.asked_ms < FRESH_MS && changed_ms.is_none_or(|c| entry.asked_ms > c);
+    current.then(|| entry.value.clone())
+}
+
+fn remember<T>(map: &mut HashMap<String, Fresh<T>>, key: String, value: T, asked_ms: f64) {
+    let now = now_ms();
+    bounded(map, |e| now - e.asked_ms < FRESH_MS);
+    map.insert(key, Fresh { value, asked_ms });
+}
+
+fn revoked_here(memory: &Memory, key: &str) -> bool {
+    memory
+        .revoked_here
+        .get(key)
+        .is_some_and(|until| *until > now_ms())
+}
+
+fn mark_revoked(memory: &mut Memory, key: String) {
+    let now = now_ms();
+    bounded(&mut memory.revoked_here, |until| *until > now);
+    memory.revoked_here.insert(key, now + LOCAL_REVOCATION_MS);
+}
+
+/// This request ended a session: tokens and the cookie naming it stop working here now.
+pub fn session_revoked_here(handle: &str) {
+    MEMORY.with(|m| {
+        let mut m = m.borrow_mut();
+        m.credentials.remove(handle);
+        m.session_revoked.remove(handle);
+        mark_revoked(&mut m, format!("session:{handle}"));
+    });
+}
+
+/// This request revoked an API key: it stops working here now.
+pub fn api_key_revoked_here(key_id: &str) {
+    MEMORY.with(|m| {
+        let mut m = m.borrow_mut();
+        m.credentials
+            .retain(|_, e| e.value.as_ref().and_then(|v| v.key_id.as_deref()) != Some(key_id));
+        mark_revoked(&mut m, format!("key:{key_id}"));
+    });
+}
+
+/// This request changed a user's role: every answer about them given before now is stale.
+pub fn role_changed_here(user_id: &str) {
+    MEMORY.with(|m| {
+        let mut m = m.borrow_mut();
+        let now = now_ms();
+        bounded(&mut m.role_changed_here, |at| {
+            now - *at < LOCAL_REVOCATION_MS
+        });
+        m.role_changed_here.insert(user_id.to_string(), now);
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Tokens: verified here; revocation and role changes read from AUTH_CACHE (cached)
+
+fn token_keys(env: &Env) -> Option<Rc<KeySet>> {
+    let raw = env
+        .secret("TOKEN_KEYS")
+        .ok()
+        .map(|s| s.to_string())
+        .or_else(|| var(env, "TOKEN_KEYS"))
+        .unwrap_or_default();
+    MEMORY.with(|m| {
+        let mut m = m.borrow_mut();
+        if let Some((seen, keys)) = &m.keys {
+            if *seen == raw {
+                return keys.clone();
+            }
+        }
+        let keys = match KeySet::from_config(&raw) {
+            Ok(keys) => Some(Rc::new(keys)),
+            Err(e) => {
+                // Logged once per configuration: every bearer token is refused until fixed.
+                log::event(
+                    "error",
+                    "TOKEN_KEYS is missing or invalid",
+                    &[("error", &e.to_string())],
+                );
+                None
+            }
+        };
+        m.keys = Some((raw, keys.clone()));
+        keys
+    })
+}
+
+async fn token_identity(env: &Env, token: &str) -> Result<Identity, ApiError> {
+    let keys =
+        token_keys(env).ok_or_else(|| ApiError::Unauthorized("tokens are not accepted".into()))?;
+    let now_secs = (now_ms() / 1000.0).floor() as u64;
+    let claims = verify(token, &keys, TOKEN_ISSUER, TOKEN_AUDIENCE, now_secs)
+        .map_err(|e: TokenError| ApiError::Unauthorized(e.to_string()))?;
+
+    let (revoked, role) = revocation_state(env, &claims.sid, &claims.sub).await?;
+    if revoked {
+        return Err(ApiError::Unauthorized("the session has ended".into()));
+    }
+    let role = role.unwrap_or_else(|| Role::parse(&claims.role));
+    Ok(Identity {
+        user_id: claims.sub,
+        email: Some(claims.email),
+        permissions: permissions(role),
+        role,
+        via: CredentialKind::Token,
+        session_id: Some(claims.sid),
+    })
+}
+
+fn permissions(role: Role) -> Vec<String> {
+    role_permissions(role.as_str())
+        .iter()
+        .map(|p| (*p).to_string())
+        .collect()
+}
+
+/// (is the session revoked?, the user's role if it changed since tokens were issued).
+async fn revocation_state(
+    env: &Env,
+    sid: &str,
+    user_id: &str,
+) -> Result<(bool, Option<Role>), ApiError> {
+    let now = now_ms();
+    let (known_revoked, known_role) = MEMORY.with(|m| {
+        let m = m.borrow();
+        if revoked_here(&m, &format!("session:{sid}")) {
+            return (Some(true), None);
+        }
+        let changed = m.role_changed_here.get(user_id).copied();
+        (
+            fresh(m.session_revoked.get(sid), now, None),
+            fresh(m.user_role.get(user_id), now, changed),
+        )
+    });
+    if known_revoked == Some(true) {
+        return Ok((true, None));
+    }
+    if let (Some(revoked), Some(role)) = (known_revoked, known_role) {
+        return Ok((revoked, role));
+    }
+
+    // A revocation list we cannot read means we cannot honour logout: fail closed.
+    let kv = env
+        .kv("AUTH_CACHE")
+        .map_err(|_| ApiError::ServiceUnavailable("the revocation list is not available".into()))?;
+    let unavailable =
+        |_| ApiError::ServiceUnavailable("the revocation list is not available".into());
+    let revoked_key = revoked_session_key(sid);
+    let role_key = user_role_key(user_id);
+    let (revoked, role) = futures_util::future::join(
+        async {
+            match known_revoked {
+                Some(r) => Ok(r),
+                None => kv.get(&revoked_key).text().await.map(|v| v.is_some()),
+            }
+        },
+        async {
+            match known_role {
+                Some(r) => Ok(r.map(|r| r.as_str().to_string())),
+                None => kv.get(&role_key).text().await,
+            }
+        },
+    )
+    .await;
+    let revoked = revoked.map_err(unavailable)?;
+    let role = role.map_err(unavailable)?.map(|r| Role::parse(&r));
+    MEMORY.with(|m| {
+        let mut m = m.borrow_mut();
+        remember(&mut m.session_revoked, sid.to_string(), revoked, now);
+        remember(&mut m.user_role, user_id.to_string(), role, now);
+    });
+    Ok((revoked, role))
+}
+
+// ---------------------------------------------------------------------------------------
+// API keys and sessions: validated by auth over RPC (cached)
+
+async fn api_key_identity(env: &Env, key: &str) -> Result<Identity, ApiError> {
+    // Not our format: no lookup needed to refuse it.
+    if parse_api_key(key).is_none() {
+        return Err(ApiError::Unauthorized("invalid API key".into()));
+    }
+    let cache_key = sha256_hex(key.as_bytes());
+    validated(
+        env,
+        cache_key,
+        CredentialKind::ApiKey,
+        |client| async move { client.validate_api_key(key).await },
+    )
+    .await
+    .ok_or_else(|| ApiError::Unauthorized("invalid API key".into()))?
+}
+
+async fn session_identity(env: &Env, id: &str) -> Result<Identity, ApiError> {
+    if !is_session_id(id) {
+        return Err(ApiError::Unauthorized("invalid session".into()));
+    }
+    // The handle is the session's stored name, so logout can find this entry by it.
+    let handle = session_handle(id);
+    validated(env, handle, CredentialKind::Session, |client| async move {
+        client.validate_session(id).await
+    })
+    .await
+    .ok_or_else(|| ApiError::Unauthorized("invalid or ended session".into()))?
+}
+
+/// The cached or freshly validated identity; `Some(Err)` when auth could not be asked,
+/// `None` when the credential is not valid.
+async fn validated<F, Fut>(
+    env: &Env,
+    cache_key: String,
+    via: CredentialKind,
+    ask: F,
+) -> Option<Result<Identity, ApiError>>
+where
+    F: FnOnce(AuthClient) -> Fut,
+    Fut: std::future::Future<Output = Result<Validation, rpc::RpcError>>,
+{
+    let now = now_ms();
+    let cached = MEMORY.with(|m| {
+        let m = m.borrow();
+        let entry = m.credentials.get(&cache_key)?;
+        let changed = entry
+            .value
+            .as_ref()
+            .and_then(|v| m.role_changed_here.get(&v.identity.user_id).copied());
+        fresh(Some(entry), now, changed)
+    });
+    let answer = match cached {
+        Some(answer) => answer,
+        None => {
+            let client = match AuthClient::from_env(env) {
+                Ok(client) => client,
+                Err(e) => return Some(Err(e.into())),
+            };
+            let validation = match ask(client).await {
+                Ok(v) => v,
+                Err(e) => return Some(Err(e.into())),
+            };
+            let answer = to_validated(validation, via);
+            MEMORY.with(|m| {
+                remember(
+                    &mut m.borrow_mut().credentials,
+                    cache_key,
+                    answer.clone(),
+                    now,
+                )
+            });
+            answer
+        }
+    };
+    let answer = answer?;
+    // A revocation performed here while the answer was cached or in flight wins.
+    let revoked = MEMORY.with(|m| {
+        let m = m.borrow();
+        answer
+            .key_id
+            .as_ref()
+            .is_some_and(|id| revoked_here(&m, &format!("key:{id}")))
+            || answer
+                .identity
+                .session_id
+                .as_ref()
+                .is_some_and(|h| revoked_here(&m, &format!("session:{h}")))
+    });
+    (!revoked).then_some(Ok(answer.identity))
+}
+
+fn to_validated(validation: Validation, via: CredentialKind) -> Option<Validated> {
+    let user = validation.user.filter(|_| validation.valid)?;
+    let role = Role::parse(&user.role);
+    Some(Validated {
+        identity: Identity {
+            user_id: user.id,
+            email: Some(user.email),
+            role,
+            permissions: user.permissions,
+            via,
+            session_id: validation.session_id,
+        },
+        key_id: validation.key_id,
     })
 }

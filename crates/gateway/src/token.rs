@@ -445,6 +445,156 @@ pub fn sha256_hex(data: &[u8]) -> String {
     out
 }
 
+// ---------------------------------------------------------------------------------------
+// Who issues tokens and for whom: the auth service signs, the api verifies.
+
+pub const TOKEN_ISSUER: &str = "auth.apis.do";
+pub const TOKEN_AUDIENCE: &str = "apis.do";
+/// Access tokens live an hour (never beyond their session). Revocation records outlive them.
+pub const ACCESS_TOKEN_TTL_SECS: u64 = 3600;
+
+// ---------------------------------------------------------------------------------------
+// Sessions. The cookie holds a 256-bit random id (43 base64url characters). The service
+// stores only its SHA-256, the session's *handle*; the handle also names the session in
+// tokens (`sid`) and in revocation records, so neither a token nor a log line ever carries
+// anything that works as a cookie.
+
+pub const SESSION_ID_BYTES: usize = 32;
+const SESSION_ID_LEN: usize = 43;
+
+pub fn format_session_id(random: &[u8; SESSION_ID_BYTES]) -> String {
+    URL_SAFE_NO_PAD.encode(random)
+}
+
+/// Whether `s` is shaped like an id we issue; anything else is refused without a lookup.
+pub fn is_session_id(s: &str) -> bool {
+    s.len() == SESSION_ID_LEN
+        && URL_SAFE_NO_PAD
+            .decode(s)
+            .is_ok_and(|b| b.len() == SESSION_ID_BYTES)
+}
+
+/// The stored, loggable name of a session: SHA-256 of its id, lower-case hex.
+pub fn session_handle(session_id: &str) -> String {
+    sha256_hex(session_id.as_bytes())
+}
+
+pub fn is_session_handle(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+// ---------------------------------------------------------------------------------------
+// Roles and what they grant.
+
+pub const ROLE_USER: &str = "user";
+pub const ROLE_ADMIN: &str = "admin";
+
+/// The canonical spelling of a role, `None` for anything else (roles are exact, lower-case).
+pub fn parse_role(s: &str) -> Option<&'static str> {
+    match s {
+        ROLE_USER => Some(ROLE_USER),
+        ROLE_ADMIN => Some(ROLE_ADMIN),
+        _ => None,
+    }
+}
+
+/// Permissions follow from the role, so a role change changes them in one write.
+/// An unknown role grants nothing.
+pub fn role_permissions(role: &str) -> &'static [&'static str] {
+    match role {
+        ROLE_ADMIN => &["*"],
+        ROLE_USER => &["read", "write"],
+        _ => &[],
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Password records: `pbkdf2$iterations$salt_b64$hash_b64` (PBKDF2-HMAC-SHA256, standard
+// base64 without padding). The iteration count is stored so it can be raised later and old
+// records still verify. Workers' WebCrypto caps PBKDF2 at 100 000 iterations.
+
+pub const PBKDF2_ITERATIONS: u32 = 100_000;
+pub const PASSWORD_SALT_BYTES: usize = 16;
+pub const PASSWORD_HASH_BYTES: usize = 32;
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Bounded work per attempt; no passphrase needs more.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordRecord {
+    pub iterations: u32,
+    pub salt: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+// Hand-written so that a stray `{:?}` never prints a hash.
+impl fmt::Debug for PasswordRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordRecord")
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
+const B64_STD_NO_PAD: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone),
+);
+
+impl PasswordRecord {
+    pub fn encode(&self) -> String {
+        format!(
+            "pbkdf2${}${}${}",
+            self.iterations,
+            B64_STD_NO_PAD.encode(&self.salt),
+            B64_STD_NO_PAD.encode(&self.hash)
+        )
+    }
+
+    /// `None` for anything that is not a record this module wrote (or a compatible one).
+    pub fn parse(s: &str) -> Option<PasswordRecord> {
+        let mut parts = s.split('$');
+        let (Some("pbkdf2"), Some(iterations), Some(salt), Some(hash), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        let iterations: u32 = iterations.parse().ok()?;
+        let salt = B64_STD_NO_PAD.decode(salt).ok()?;
+        let hash = B64_STD_NO_PAD.decode(hash).ok()?;
+        let sane = (1..=PBKDF2_ITERATIONS).contains(&iterations)
+            && salt.len() >= PASSWORD_SALT_BYTES
+            && hash.len() == PASSWORD_HASH_BYTES;
+        sane.then_some(PasswordRecord {
+            iterations,
+            salt,
+            hash,
+        })
+    }
+
+    /// Constant-time comparison of a freshly derived hash with the stored one.
+    pub fn matches(&self, derived: &[u8]) -> bool {
+        self.hash.ct_eq(derived).into()
+    }
+}
+
+/// Why a new password is refused (the caller answers 400).
+pub fn check_new_password(password: &str) -> Result<(), &'static str> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err("the password must be at least 8 characters");
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err("the password must be at most 1024 bytes");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1010,6 +1160,136 @@ mod tests {
         assert_eq!(
             sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    // --- Sessions, roles, password records ---
+
+    #[test]
+    fn session_ids() {
+        let id = format_session_id(&[0xffu8; SESSION_ID_BYTES]);
+        assert_eq!(id.len(), 43);
+        assert!(is_session_id(&id));
+        assert!(is_session_id(&format_session_id(&[0u8; 32])));
+        let long = format!("{id}A");
+        let bad = [
+            "",
+            "abc",
+            &id[..42],
+            long.as_str(),
+            "dev-admin-key",
+            // 43 characters but not base64url, or with non-canonical trailing bits.
+            "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB",
+        ];
+        for s in bad {
+            assert!(!is_session_id(s), "{s:?}");
+        }
+        let handle = session_handle(&id);
+        assert!(is_session_handle(&handle));
+        assert_ne!(handle, id);
+        assert_eq!(handle, sha256_hex(id.as_bytes()));
+        for h in ["", "ABCDEF", &handle.to_uppercase(), &handle[1..], &id] {
+            assert!(!is_session_handle(h), "{h:?}");
+        }
+    }
+
+    #[test]
+    fn roles_and_permissions() {
+        assert_eq!(parse_role("user"), Some(ROLE_USER));
+        assert_eq!(parse_role("admin"), Some(ROLE_ADMIN));
+        for r in ["", "Admin", "ADMIN", " admin", "root", "users"] {
+            assert_eq!(parse_role(r), None, "{r:?}");
+        }
+        assert_eq!(role_permissions("admin"), &["*"]);
+        assert_eq!(role_permissions("user"), &["read", "write"]);
+        assert!(role_permissions("root").is_empty());
+    }
+
+    #[test]
+    fn password_records_round_trip() {
+        let record = PasswordRecord {
+            iterations: PBKDF2_ITERATIONS,
+            salt: vec![0xab; PASSWORD_SALT_BYTES],
+            hash: vec![0xcd; PASSWORD_HASH_BYTES],
+        };
+        let text = record.encode();
+        assert!(text.starts_with("pbkdf2$100000$"));
+        assert!(!text.contains('='));
+        assert_eq!(PasswordRecord::parse(&text), Some(record.clone()));
+        assert!(record.matches(&[0xcd; PASSWORD_HASH_BYTES]));
+        assert!(!record.matches(&[0xce; PASSWORD_HASH_BYTES]));
+        assert!(!record.matches(&[0xcd; PASSWORD_HASH_BYTES - 1]));
+        assert!(!record.matches(&[]));
+        assert!(
+            !format!("{record:?}").contains("205"),
+            "no hash bytes in Debug"
+        );
+    }
+
+    #[test]
+    fn password_records_refuse_garbage() {
+        let good = PasswordRecord {
+            iterations: 1000,
+            salt: vec![1; 16],
+            hash: vec![2; 32],
+        }
+        .encode();
+        let s16 = STD.encode([1u8; 16]);
+        let h32 = STD.encode([2u8; 32]);
+        let h32np = h32.trim_end_matches('=');
+        let s16np = s16.trim_end_matches('=');
+        let bad = [
+            String::new(),
+            "pbkdf2".into(),
+            good.replacen("pbkdf2", "bcrypt", 1),
+            format!("{good}$x"),
+            format!("pbkdf2$0${s16np}${h32np}"),
+            format!("pbkdf2$100001${s16np}${h32np}"),
+            format!("pbkdf2$-1${s16np}${h32np}"),
+            format!("pbkdf2$abc${s16np}${h32np}"),
+            format!(
+                "pbkdf2$1000${}${h32np}",
+                STD.encode([1u8; 15]).trim_end_matches('=')
+            ),
+            format!(
+                "pbkdf2$1000${s16np}${}",
+                STD.encode([2u8; 31]).trim_end_matches('=')
+            ),
+            format!("pbkdf2$1000${s16np}$!!"),
+            format!("pbkdf2$1000${s16}${h32}"),
+        ];
+        for b in bad {
+            assert_eq!(PasswordRecord::parse(&b), None, "{b:?}");
+        }
+        assert!(PasswordRecord::parse(&good).is_some());
+    }
+
+    #[test]
+    fn new_password_rules() {
+        assert!(check_new_password("12345678").is_ok());
+        assert!(check_new_password("1234567").is_err());
+        assert!(check_new_password("").is_err());
+        // Characters, not bytes: seven two-byte characters are still too short.
+        assert!(check_new_password("ééééééé").is_err());
+        assert!(check_new_password("éééééééé").is_ok());
+        assert!(check_new_password(&"p".repeat(MAX_PASSWORD_BYTES)).is_ok());
+        assert!(check_new_password(&"p".repeat(MAX_PASSWORD_BYTES + 1)).is_err());
+    }
+
+    #[test]
+    fn issued_tokens_verify_with_the_platform_issuer_and_audience() {
+        let mut c = claims();
+        c.iss = TOKEN_ISSUER.into();
+        c.aud = TOKEN_AUDIENCE.into();
+        let t = sign(&c, &keys().current);
+        assert_eq!(
+            verify(&t, &keys(), TOKEN_ISSUER, TOKEN_AUDIENCE, NOW),
+            Ok(c)
+        );
+        assert_eq!(
+            verify(&t, &keys(), TOKEN_ISSUER, "api.do", NOW),
+            Err(TokenError::WrongAudience)
         );
     }
 
