@@ -81,6 +81,9 @@ pub struct RequestCtx {
     pub limiter_failure: Option<String>,
     /// Extra detail for the log line only (never sent to the client).
     pub log_error: Option<String>,
+    /// A session cookie was rejected: the response tells the browser to drop it, so a dead
+    /// cookie cannot lock its owner out of `/login`.
+    pub clear_session_cookie: bool,
 }
 
 impl RequestCtx {

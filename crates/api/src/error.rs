@@ -15,7 +15,6 @@ pub enum ApiError {
     MethodNotAllowed,
     PayloadTooLarge,
     Conflict(String),
-    PreconditionFailed,
     TooManyRequests {
         retry_after: u64,
     },
@@ -39,7 +38,6 @@ impl ApiError {
             ApiError::MethodNotAllowed => Problem::method_not_allowed(),
             ApiError::PayloadTooLarge => Problem::payload_too_large(),
             ApiError::Conflict(d) => Problem::conflict().with_detail(d.clone()),
-            ApiError::PreconditionFailed => Problem::precondition_failed(),
             ApiError::TooManyRequests { retry_after } => Problem::too_many_requests(*retry_after),
             ApiError::BadGateway(service) => Problem::bad_gateway(service),
             ApiError::ServiceUnavailable(d) => Problem::service_unavailable(d.clone()),
@@ -55,10 +53,6 @@ impl ApiError {
             ApiError::Internal(d) => Some(d),
             _ => None,
         }
-    }
-
-    pub fn status(&self) -> u16 {
-        self.problem().status
     }
 
     /// The problem+json response, stamped with the request id.

@@ -41,6 +41,8 @@ pub fn request(rc: &RequestCtx, status: u16, duration_ms: u64) {
         "strategy": rc.strategy().map(|s| s.as_str()),
         "service": rc.service(),
         "userId": rc.identity.as_ref().map(|i| i.user_id.as_str()),
+        // Which kind of credential identified the caller (never the credential itself).
+        "credential": rc.identity.as_ref().map(|i| i.via.as_str()),
         "ip": rc.ip,
     });
     if let Some((policy, decision)) = &rc.rate {

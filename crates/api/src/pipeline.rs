@@ -66,6 +66,7 @@ fn begin(req: &Request) -> RequestCtx {
         rate: None,
         limiter_failure: None,
         log_error: None,
+        clear_session_cookie: false,
     }
 }
 
@@ -87,13 +88,6 @@ async fn run(
         .map_err(|e| ApiError::BadRequest(format!("invalid Host header: {e}")))?;
     rc.host = host.name.clone();
 
-    // identify: a presented but invalid credential is remembered and answered after the
-    // limiter has counted the request (failed logins are not free).
-    let identified = identity::identify(req, env).await;
-    if let Ok(Some(identity)) = &identified {
-        rc.identity = Some(identity.clone());
-    }
-
     // route: pure; the domain table is loaded only when the route needs it.
     let mut target = route(&host, &rc.path, &config.router, None);
     if matches!(target, Route::RoutesUnavailable) {
@@ -103,7 +97,20 @@ async fn run(
     }
     rc.route = Some(target.clone());
 
-    // limit: every request on every host, /health included.
+    // identify: only for the platform's own routes. User workers and waitlist pages are
+    // anonymous to us: their Authorization headers and cookies belong to them, so a foreign
+    // credential there is passed on, never answered with our 401.
+    let identified = if matches!(target, Route::UserWorker { .. } | Route::Waitlist { .. }) {
+        Ok(None)
+    } else {
+        identity::identify(req, env).await
+    };
+    match &identified {
+        Ok(identity) => rc.identity = identity.clone(),
+        Err(_) => rc.clear_session_cookie = presents_only_session_cookie(req),
+    }
+
+    // limit: every request on every host, /health and failed credentials included.
     limiter::limit(env, rc).await?;
     identified?;
 
@@ -112,6 +119,19 @@ async fn run(
     }
 
     call(req, env, ctx, config, rc, target).await
+}
+
+/// True when the request's only credential is a session cookie (no Bearer, no API key).
+fn presents_only_session_cookie(req: &Request) -> bool {
+    let has = |name: &str| req.headers().has(name).unwrap_or(false);
+    !has("authorization")
+        && !has("x-api-key")
+        && req
+            .headers()
+            .get("cookie")
+            .ok()
+            .flatten()
+            .is_some_and(|c| c.contains("session="))
 }
 
 fn require(rc: &RequestCtx, level: AccessLevel) -> Result<(), ApiError> {
@@ -217,6 +237,12 @@ fn decorate(response: &mut Response, req: &Request, rc: &RequestCtx, config: &Co
         for (name, value) in decision.headers(policy) {
             let _ = headers.set(name, &value);
         }
+    }
+    if rc.clear_session_cookie {
+        let _ = headers.append(
+            "Set-Cookie",
+            "session=; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age=0",
+        );
     }
     cors::decorate(headers, req, config);
     duration_ms

@@ -171,7 +171,7 @@ pub async fn dispatch(
         Ok(f) => f,
         Err(e) => return failed(e),
     };
-    let outbound = outbound(req, &req.url()?.to_string(), rc, false)?;
+    let outbound = outbound(req, req.url()?.as_ref(), rc, false)?;
     let web_request: &JsValue = outbound.inner().as_ref();
     let fetched = sys::invoke(&fetcher, "fetch", &[web_request.clone()].iter().collect()).await;
     match fetched {
