@@ -14,13 +14,16 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::router::Route;
+
 /// Built-in default: 100 requests per 60 s (the contract's default).
 pub const DEFAULT_LIMIT: u32 = 100;
 /// Built-in default window in seconds.
 pub const DEFAULT_WINDOW_SECS: u64 = 60;
-/// Largest configurable limit. The log stores one `u64` per accepted unit, and the Durable
-/// Object persists it as one value, so the limit bounds both memory and snapshot size.
-pub const MAX_LIMIT: u32 = 10_000;
+/// Largest configurable limit. The log keeps one `u64` per accepted unit in the Durable
+/// Object's memory and one row per unit in its storage, so the limit bounds both: at most
+/// 800 KB and 100 000 rows per key (generous load-test configs use this much).
+pub const MAX_LIMIT: u32 = 100_000;
 /// Largest configurable window (one day); longer windows want a different algorithm.
 pub const MAX_WINDOW_SECS: u64 = 86_400;
 
@@ -59,6 +62,64 @@ impl Policy {
     /// so it is treated as 1 ms rather than as "unlimited".
     fn effective_window_ms(&self) -> u64 {
         self.window_ms.max(1)
+    }
+}
+
+impl Policy {
+    /// The policy as the query string of a limiter call (`name=default&limit=100&windowMs=60000`).
+    /// The api sends the policy with every check, so a config change takes effect on the next
+    /// request without the object storing any policy. Names are validated to a URL-safe
+    /// alphabet, so nothing needs escaping.
+    pub fn to_query(&self) -> String {
+        format!(
+            "name={}&limit={}&windowMs={}",
+            self.name, self.limit, self.window_ms
+        )
+    }
+
+    /// Parses [`to_query`](Self::to_query) with the same bounds as the config (limit
+    /// 1..=[`MAX_LIMIT`], window 1 ms..=[`MAX_WINDOW_SECS`]); anything else, including a
+    /// missing, repeated or unknown parameter, is an error.
+    pub fn from_query(query: &str) -> Result<Policy, ConfigError> {
+        let (mut name, mut limit, mut window_ms) = (None, None, None);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| ConfigError(format!("bad query parameter {pair:?}")))?;
+            let slot_taken = match key {
+                "name" => name.replace(value).is_some(),
+                "limit" => limit.replace(value).is_some(),
+                "windowMs" => window_ms.replace(value).is_some(),
+                _ => return Err(ConfigError(format!("unknown query parameter {key:?}"))),
+            };
+            if slot_taken {
+                return Err(ConfigError(format!("repeated query parameter {key:?}")));
+            }
+        }
+        let missing = |what: &str| ConfigError(format!("missing query parameter {what:?}"));
+        let name = name.ok_or_else(|| missing("name"))?;
+        if name.is_empty() || name.len() > 64 || !name.bytes().all(is_name_byte) {
+            return Err(ConfigError(format!("bad policy name {name:?}")));
+        }
+        let limit = limit
+            .ok_or_else(|| missing("limit"))?
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| ConfigError(format!("limit must be 1..={MAX_LIMIT}")))?;
+        let window_ms = window_ms
+            .ok_or_else(|| missing("windowMs"))?
+            .parse::<u64>()
+            .ok()
+            .filter(|w| (1..=MAX_WINDOW_SECS * 1000).contains(w))
+            .ok_or_else(|| {
+                ConfigError(format!("windowMs must be 1..={}", MAX_WINDOW_SECS * 1000))
+            })?;
+        Ok(Policy {
+            name: name.to_owned(),
+            limit,
+            window_ms,
+        })
     }
 }
 
@@ -219,6 +280,13 @@ impl SlidingLog {
     pub fn idle_at(&self) -> Option<u64> {
         let window = self.window_ms?;
         self.entries.back().map(|&t| t.saturating_add(window))
+    }
+
+    /// Time (ms) of the newest accepted entry: after an accepting [`check`](Self::check), the
+    /// time it recorded (the clock-clamped one, which may be later than the `now_ms` passed).
+    /// This is what the Durable Object appends to storage.
+    pub fn newest(&self) -> Option<u64> {
+        self.entries.back().copied()
     }
 
     /// Number of stored entries (including any not yet pruned).
@@ -440,6 +508,21 @@ fn build_policy(
 /// (no `:` so a key's parts cannot run into each other).
 fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
+}
+
+/// The `routes` key of a [`LimitConfig`] that applies to `route`: the service name for a
+/// service route (path, subdomain or domain route alike), `rpc`, `health`, `waitlist`, and
+/// `worker.{name}` for a user worker (prefixed so a user worker can never pick up a service's
+/// override). Unrouted requests (404, routes unavailable) have none and get the default.
+pub fn route_key(route: &Route) -> Option<String> {
+    match route {
+        Route::Service { service, .. } => Some(service.clone()),
+        Route::Rpc => Some("rpc".to_owned()),
+        Route::Health => Some("health".to_owned()),
+        Route::Waitlist { .. } => Some("waitlist".to_owned()),
+        Route::UserWorker { worker, .. } => Some(format!("worker.{worker}")),
+        Route::NotFound | Route::RoutesUnavailable => None,
+    }
 }
 
 /// The Durable Object name for a caller under a policy: `user:{id}:{policy}` when
@@ -805,7 +888,7 @@ mod tests {
             "nope",
             "[]",
             r#"{"default": {"limit": 0}}"#,
-            r#"{"default": {"limit": 10001}}"#,
+            r#"{"default": {"limit": 100001}}"#,
             r#"{"default": {"windowSecs": 0}}"#,
             r#"{"default": {"windowSecs": 86401}}"#,
             r#"{"default": {"limit": -1}}"#,
@@ -847,6 +930,126 @@ mod tests {
         );
         assert_eq!(limit_key(None, Some("not-an-ip"), &p), "anon:default");
         assert_eq!(limit_key(None, None, &p), "anon:default");
+    }
+
+    #[test]
+    fn newest_is_the_recorded_time() {
+        let p = policy(3, 1_000);
+        let mut log = SlidingLog::new();
+        assert_eq!(log.newest(), None);
+        log.check(&p, 500, 1);
+        assert_eq!(log.newest(), Some(500));
+        // The clock stepped back: the entry is recorded at the clamped time, and that is
+        // what must be persisted so a restored log expires it no earlier.
+        log.check(&p, 100, 1);
+        assert_eq!(log.newest(), Some(500));
+        log.check(&p, 700, 1);
+        assert_eq!(log.newest(), Some(700));
+        // A rejection records nothing.
+        log.check(&p, 800, 1);
+        assert_eq!(log.newest(), Some(700));
+        let restored = SlidingLog::restore(log.snapshot());
+        assert_eq!(restored.newest(), Some(700));
+    }
+
+    #[test]
+    fn policy_query_round_trip() {
+        let p = Policy {
+            name: "route.worker.my-app_2".into(),
+            limit: 5,
+            window_ms: 2_000,
+        };
+        assert_eq!(
+            p.to_query(),
+            "name=route.worker.my-app_2&limit=5&windowMs=2000"
+        );
+        assert_eq!(Policy::from_query(&p.to_query()), Ok(p));
+        let d = Policy::default_policy();
+        assert_eq!(Policy::from_query(&d.to_query()), Ok(d));
+        // Order does not matter; bounds are inclusive.
+        assert_eq!(
+            Policy::from_query("windowMs=86400000&limit=100000&name=x"),
+            Ok(Policy {
+                name: "x".into(),
+                limit: 100_000,
+                window_ms: 86_400_000
+            })
+        );
+    }
+
+    #[test]
+    fn policy_query_rejects_bad_input() {
+        for bad in [
+            "",
+            "name=a&limit=1",
+            "name=a&windowMs=1",
+            "limit=1&windowMs=1",
+            "name=&limit=1&windowMs=1",
+            "name=a b&limit=1&windowMs=1",
+            "name=a%3Ab&limit=1&windowMs=1",
+            "name=a:b&limit=1&windowMs=1",
+            "name=a&limit=0&windowMs=1",
+            "name=a&limit=100001&windowMs=1",
+            "name=a&limit=-1&windowMs=1",
+            "name=a&limit=1.5&windowMs=1",
+            "name=a&limit=1&windowMs=0",
+            "name=a&limit=1&windowMs=86400001",
+            "name=a&limit=1&windowMs=99999999999999999999999",
+            "name=a&limit=1&windowMs=1&cost=2",
+            "name=a&name=b&limit=1&windowMs=1",
+            "name=a&limit=1&windowMs",
+        ] {
+            assert!(Policy::from_query(bad).is_err(), "{bad}");
+        }
+        let long = format!("name={}&limit=1&windowMs=1", "a".repeat(65));
+        assert!(Policy::from_query(&long).is_err());
+    }
+
+    #[test]
+    fn route_keys_for_every_kind_of_route() {
+        use crate::host::normalize_host;
+        use crate::router::{route, RouterConfig};
+        use crate::routes::DomainRoutes;
+        let table = match DomainRoutes::parse(
+            br#"[{"domain": "shop.example.com", "worker": "shop", "namespace": "production"},
+                 {"domain": "*.myapp.do", "service": "myapp", "binding": "MYAPP_SERVICE"}]"#,
+        ) {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        };
+        let cfg = RouterConfig::from_vars(None, None);
+        let key = |host: &str, path: &str| {
+            let host = match normalize_host(host) {
+                Ok(h) => h,
+                Err(e) => panic!("{host}: {e:?}"),
+            };
+            route_key(&route(&host, path, &cfg, Some(&table)))
+        };
+        assert_eq!(key("api.do", "/api/db/notes/1"), Some("db".into()));
+        assert_eq!(key("db.apis.do", "/notes/1"), Some("db".into()));
+        assert_eq!(key("api.do", "/rpc"), Some("rpc".into()));
+        assert_eq!(key("api.do", "/health"), Some("health".into()));
+        assert_eq!(key("api.do", "/nope"), None);
+        assert_eq!(key("a.myapp.do", "/x"), Some("myapp".into()));
+        assert_eq!(key("shop.example.com", "/"), Some("worker.shop".into()));
+        assert_eq!(key("myapp.do", "/"), Some("worker.myapp".into()));
+        assert_eq!(key("nobody.example.org", "/"), Some("waitlist".into()));
+        assert_eq!(key("api.do", "/api/waitlist/x"), Some("waitlist".into()));
+        // Every key is usable as a config key, so each route can be given its own policy.
+        let cfg = LimitConfig::from_json(
+            r#"{"routes": {"worker.shop": {"limit": 7}, "health": {"limit": 3}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.policy_for(key("shop.example.com", "/").as_deref(), None)
+                .limit,
+            7
+        );
+        assert_eq!(
+            cfg.policy_for(key("api.do", "/health").as_deref(), None)
+                .name,
+            "route.health"
+        );
     }
 
     /// A time step: mostly forward, sometimes backwards (a clock correction).

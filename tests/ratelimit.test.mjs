@@ -1,0 +1,473 @@
+// Rate limiting in workerd over real HTTP: exact under concurrency (one Durable Object per key),
+// keyed by CF-Connecting-IP (never X-Forwarded-For) or by user, rate headers on every answer,
+// windows that slide and free quota again, rejections that consume nothing, the clean-up alarm,
+// and both failure modes. Miniflare passes an incoming CF-Connecting-IP through to the worker
+// (it only fills it in when absent), so each test picks its own client address.
+//
+// `RATELIMIT_BENCH=1` also runs the overhead measurement at the end (numbers as diagnostics).
+import { test, before, after, describe } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { platform, request } from "./helpers.mjs";
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** GET on the api host from a given client address. */
+function from(p, ip, path, headers = {}) {
+  return request(p.url, "api.do", path, { headers: { "cf-connecting-ip": ip, ...headers } });
+}
+
+/** The five rate-limit headers, parsed; fails if any is missing. */
+function rate(res) {
+  const h = res.headers;
+  for (const name of ["ratelimit-policy", "ratelimit", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"]) {
+    assert.ok(h[name] !== undefined, `${name} missing on ${res.status}: ${JSON.stringify(h)}`);
+  }
+  const m = /^"([^"]+)";r=(\d+);t=(\d+)$/.exec(h["ratelimit"]);
+  assert.ok(m, `RateLimit: ${h["ratelimit"]}`);
+  assert.equal(h["x-ratelimit-remaining"], m[2]);
+  assert.equal(h["x-ratelimit-reset"], m[3]);
+  return {
+    policy: h["ratelimit-policy"],
+    name: m[1],
+    limit: Number(h["x-ratelimit-limit"]),
+    remaining: Number(m[2]),
+    reset: Number(m[3]),
+  };
+}
+
+function assertNoRateHeaders(res) {
+  for (const name of ["ratelimit-policy", "ratelimit", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"]) {
+    assert.equal(res.headers[name], undefined, `${name} present on ${res.status}`);
+  }
+}
+
+function assertTooMany(res, { maxRetry }) {
+  assert.equal(res.status, 429, res.text);
+  assert.equal(res.headers["content-type"], "application/problem+json");
+  const retry = Number(res.headers["retry-after"]);
+  assert.ok(Number.isInteger(retry) && retry >= 1 && retry <= maxRetry, `Retry-After ${res.headers["retry-after"]}`);
+  assert.equal(res.json.status, 429);
+  assert.equal(res.json.retryAfter, retry);
+  assert.equal(res.json.requestId, res.headers["x-request-id"]);
+  assert.equal(rate(res).remaining, 0);
+}
+
+/** Parsed JSON log lines printed by workerd. */
+function logLines(p) {
+  return p.logs.flatMap((line) => {
+    const start = line.indexOf("{");
+    if (start < 0) return [];
+    try { return [JSON.parse(line.slice(start))]; } catch { return []; }
+  });
+}
+
+/** Waits (up to 3 s) for log lines matching `pick`; workerd output arrives asynchronously. */
+async function waitForLogs(p, pick) {
+  for (let i = 0; i < 30; i++) {
+    const found = logLines(p).filter(pick);
+    if (found.length > 0) return found;
+    await sleep(100);
+  }
+  return [];
+}
+
+/** The limiter-failure event and the request line for `res`, both naming the mode. */
+async function failureLogged(p, res, mode) {
+  const id = res.headers["x-request-id"];
+  const [event] = await waitForLogs(p, (l) => l.message === "rate limiter unavailable" && l.requestId === id);
+  assert.ok(event, "limiter failure event logged");
+  assert.equal(event.failureMode, mode);
+  const [line] = await waitForLogs(p, (l) => l.message === "request" && l.requestId === id);
+  assert.ok(line, "request line logged");
+  assert.ok(line.limiterFailure.startsWith(`${mode}: `), line.limiterFailure);
+  return { event, line };
+}
+
+/** A stub on the api's RateLimiter object for a limit key, driven from Node. */
+async function limiterObject(p, key) {
+  const ns = await p.mf.getDurableObjectNamespace("RATE_LIMITER", "api");
+  return ns.get(ns.idFromName(key));
+}
+
+describe("default limits: 100 per 60 s per client", () => {
+  let p;
+  before(async () => { p = await platform(); });
+  after(async () => { await p?.dispose(); });
+
+  test("150 concurrent /health requests from one IP: exactly 100 pass and 50 get 429", async () => {
+    const all = await Promise.all(Array.from({ length: 150 }, () => from(p, "203.0.113.7", "/health")));
+    const passed = all.filter((r) => r.status !== 429);
+    const rejected = all.filter((r) => r.status === 429);
+    assert.equal(passed.length, 100);
+    assert.equal(rejected.length, 50);
+    for (const res of passed) assert.equal(res.status, 200, res.text);
+    // Decided one at a time: each remaining count from 99 down to 0 was handed out once.
+    const remaining = passed.map((r) => rate(r).remaining).sort((a, b) => a - b);
+    assert.deepEqual(remaining, Array.from({ length: 100 }, (_, i) => i));
+    for (const res of rejected) assertTooMany(res, { maxRetry: 60 });
+    for (const res of all) {
+      const r = rate(res);
+      assert.equal(r.policy, '"default";q=100;w=60');
+      assert.equal(r.name, "default");
+      assert.equal(r.limit, 100);
+      assert.ok(r.reset >= 1 && r.reset <= 60, `reset ${r.reset}`);
+    }
+  });
+
+  test("the exhausted key stays rejected, whatever X-Forwarded-For says", async () => {
+    for (const xff of ["198.51.100.1", "198.51.100.2, 10.0.0.1", "2001:db8::1", "garbage"]) {
+      const res = await from(p, "203.0.113.7", "/health", { "x-forwarded-for": xff });
+      assertTooMany(res, { maxRetry: 60 });
+    }
+  });
+
+  test("a second client IP is unaffected", async () => {
+    const res = await from(p, "203.0.113.8", "/health");
+    assert.equal(res.status, 200, res.text);
+    assert.equal(rate(res).remaining, 99);
+  });
+
+  test("varying X-Forwarded-For does not give a fresh counter", async () => {
+    const seen = [];
+    for (const xff of ["198.51.100.1", "198.51.100.2", "198.51.100.3"]) {
+      const res = await from(p, "203.0.113.9", "/health", { "x-forwarded-for": xff });
+      assert.equal(res.status, 200, res.text);
+      seen.push(rate(res).remaining);
+    }
+    assert.deepEqual(seen, [99, 98, 97]);
+  });
+
+  test("/health, 404s and 401s all count against the same key, and all carry the headers", async () => {
+    const ip = "203.0.113.10";
+    const health = await from(p, ip, "/health");
+    assert.equal(health.status, 200);
+    assert.equal(rate(health).remaining, 99);
+    const missing = await from(p, ip, "/no-such-route");
+    assert.equal(missing.status, 404, missing.text);
+    assert.equal(rate(missing).remaining, 98);
+    // A presented but invalid credential is answered after the limiter has counted it.
+    const badKey = await from(p, ip, "/health", { "x-api-key": "not-a-real-key" });
+    assert.equal(badKey.status, 401, badKey.text);
+    assert.equal(rate(badKey).remaining, 97);
+    // Any host counts, not only API hosts (here the waitlist of an unmatched domain).
+    const waitlist = await request(p.url, "nobody.example.org", "/", { headers: { "cf-connecting-ip": ip } });
+    assert.equal(waitlist.status, 200);
+    assert.equal(rate(waitlist).remaining, 96);
+  });
+
+  test("an authenticated caller is limited per user, not per IP", async () => {
+    // 203.0.113.7 is exhausted, but the admin identity has its own counter.
+    const res = await from(p, "203.0.113.7", "/health", { "x-api-key": "dev-admin-key" });
+    assert.equal(res.status, 200, res.text);
+    assert.equal(rate(res).remaining, 99);
+    const again = await from(p, "203.0.113.99", "/health", { "x-api-key": "dev-admin-key" });
+    assert.equal(rate(again).remaining, 98);
+  });
+
+  test("addresses in one IPv6 /64 share a counter; another /64 does not", async () => {
+    const a = await from(p, "2001:db8:1:2::1", "/health");
+    const b = await from(p, "2001:db8:1:2:ffff::9", "/health");
+    const c = await from(p, "2001:db8:1:3::1", "/health");
+    assert.deepEqual([a, b, c].map((r) => rate(r).remaining), [99, 98, 99]);
+  });
+
+  test("the request log line records the decision", async () => {
+    const res = await from(p, "203.0.113.11", "/health");
+    const id = res.headers["x-request-id"];
+    const [line] = await waitForLogs(p, (l) => l.message === "request" && l.requestId === id);
+    assert.ok(line, "request line");
+    assert.deepEqual(line.rateLimit, { policy: "default", allowed: true, remaining: 99 });
+    assert.equal(line.ip, "203.0.113.11");
+  });
+});
+
+describe("a short window (5 per 2 s) with a per-route override (health: 3)", () => {
+  let p;
+  before(async () => {
+    p = await platform({
+      apiVars: { RATE_LIMITS: JSON.stringify({ default: { limit: 5, windowSecs: 2 }, routes: { health: { limit: 3 } } }) },
+    });
+  });
+  after(async () => { await p?.dispose(); });
+
+  test("after the window requests pass again; the rejections in between consumed nothing", async () => {
+    const ip = "198.51.100.20";
+    for (let i = 0; i < 5; i++) {
+      const res = await from(p, ip, "/no-such-route");
+      assert.equal(res.status, 404, res.text);
+      assert.equal(rate(res).remaining, 4 - i);
+      assert.equal(rate(res).policy, '"default";q=5;w=2');
+    }
+    // All five were recorded before this point (the object answered after recording them).
+    const lastAccepted = Date.now();
+    // Keep knocking through the window: if a rejection were counted, it would still be in the
+    // window when the five accepted ones leave it, and the next burst would be refused.
+    let rejected = 0;
+    while (Date.now() - lastAccepted < 1_800) {
+      assertTooMany(await from(p, ip, "/no-such-route"), { maxRetry: 2 });
+      rejected += 1;
+      await sleep(50);
+    }
+    assert.ok(rejected >= 5, `only ${rejected} rejections sent`);
+    await sleep(Math.max(0, lastAccepted + 2_100 - Date.now()));
+    const again = [];
+    for (let i = 0; i < 6; i++) again.push((await from(p, ip, "/no-such-route")).status);
+    assert.deepEqual(again, [404, 404, 404, 404, 404, 429]);
+  });
+
+  test("a route override has its own policy, counter and headers", async () => {
+    const ip = "198.51.100.21";
+    const statuses = [];
+    for (let i = 0; i < 4; i++) {
+      const res = await from(p, ip, "/health");
+      statuses.push(res.status);
+      assert.equal(rate(res).policy, '"route.health";q=3;w=2');
+      assert.equal(rate(res).name, "route.health");
+    }
+    assert.deepEqual(statuses, [200, 200, 200, 429]);
+    // The default policy's counter for the same IP is untouched.
+    const other = await from(p, ip, "/no-such-route");
+    assert.equal(other.status, 404);
+    assert.equal(rate(other).remaining, 4);
+  });
+
+  test("the clean-up alarm deletes an idle key's storage", async () => {
+    const ip = "198.51.100.22";
+    for (let i = 0; i < 2; i++) assert.equal((await from(p, ip, "/no-such-route")).status, 404);
+    const stub = await limiterObject(p, `ip:${ip}:default`);
+    const busy = await (await stub.fetch("http://limiter/inspect")).json();
+    assert.equal(busy.tables, true);
+    assert.equal(busy.stored, 2);
+    assert.ok(busy.alarmAt > Date.now() - 100 && busy.alarmAt <= Date.now() + 2_100, `alarm at ${busy.alarmAt}`);
+    // Alarms fire in real time locally; poll a little past the alarm for a loaded machine.
+    await sleep(Math.max(0, busy.alarmAt - Date.now()));
+    let idle;
+    for (let i = 0; i < 25; i++) {
+      idle = await (await stub.fetch("http://limiter/inspect")).json();
+      if (!idle.tables) break;
+      await sleep(200);
+    }
+    assert.deepEqual(idle, { tables: false, stored: 0, alarmAt: null });
+    // And the key starts afresh.
+    const res = await from(p, ip, "/no-such-route");
+    assert.equal(rate(res).remaining, 4);
+  });
+
+  test("the object refuses a malformed policy instead of guessing", async () => {
+    const stub = await limiterObject(p, "ip:198.51.100.23:default");
+    for (const query of ["", "name=x&limit=0&windowMs=1000", "name=a:b&limit=1&windowMs=1000", "name=x&limit=1&windowMs=1000&cost=9"]) {
+      const res = await stub.fetch(`http://limiter/check?${query}`);
+      assert.equal(res.status, 400, query);
+      await res.text();
+    }
+    const ok = await stub.fetch("http://limiter/check?name=x&limit=1&windowMs=1000");
+    assert.deepEqual(await ok.json(), { allowed: true, limit: 1, remaining: 0, resetSecs: 1 });
+  });
+});
+
+describe("state survives the object being restarted", () => {
+  test("a restarted platform (fresh objects, same storage) remembers the window's entries", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "ratelimit-restart-"));
+    const options = { persistTo: dir, apiVars: { RATE_LIMITS: JSON.stringify({ default: { limit: 5, windowSecs: 60 } }) } };
+    const ip = "198.51.100.30";
+    try {
+      let p = await platform(options);
+      try {
+        for (let i = 0; i < 3; i++) assert.equal((await from(p, ip, "/no-such-route")).status, 404);
+      } finally { await p.dispose(); }
+      // Every object's memory is gone now, as after an eviction, a crash or a deploy.
+      p = await platform(options);
+      try {
+        const statuses = [];
+        for (let i = 0; i < 3; i++) statuses.push((await from(p, ip, "/no-such-route")).status);
+        assert.deepEqual(statuses, [404, 404, 429]);
+      } finally { await p.dispose(); }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// A stand-in for the limiter's Durable Object class that fails the way a real outage does:
+// it throws, or (for the health route's policy) does not answer for 10 s.
+const brokenLimiter = {
+  name: "broken-limiter",
+  modules: true,
+  compatibilityDate: "2025-09-01",
+  script: `
+    import { DurableObject } from "cloudflare:workers";
+    export class RateLimiter extends DurableObject {
+      async fetch(request) {
+        if (new URL(request.url).searchParams.get("name") === "route.health") {
+          await new Promise((resolve) => setTimeout(resolve, 10_000));
+          return new Response("too late");
+        }
+        throw new Error("limiter storage exploded");
+      }
+    }
+    export default { fetch() { return new Response("not here", { status: 404 }); } };`,
+};
+
+describe("limiter failure with the default mode (closed)", () => {
+  let p;
+  before(async () => {
+    p = await platform({
+      extraWorkers: [brokenLimiter],
+      overrides: { api: { durableObjects: { RATE_LIMITER: { className: "RateLimiter", scriptName: "broken-limiter" } } } },
+      // An unknown mode is logged and treated as closed; health gets a policy the stand-in hangs on.
+      apiVars: { RATE_LIMIT_FAILURE_MODE: "sideways", RATE_LIMITS: JSON.stringify({ routes: { health: {} } }) },
+    });
+  });
+  after(async () => { await p?.dispose(); });
+
+  test("a throwing limiter answers 503 problem+json, without rate headers, and is logged", async () => {
+    const res = await from(p, "192.0.2.1", "/no-such-route");
+    assert.equal(res.status, 503, res.text);
+    assert.equal(res.headers["content-type"], "application/problem+json");
+    assert.equal(res.json.requestId, res.headers["x-request-id"]);
+    assert.match(res.json.detail, /rate limiter is unavailable/);
+    assert.doesNotMatch(res.text, /exploded/);
+    assertNoRateHeaders(res);
+    const { event, line } = await failureLogged(p, res, "closed");
+    assert.match(event.error, /exploded/);
+    assert.equal(line.status, 503);
+  });
+
+  test("a limiter that does not answer times out after 2 s and fails closed", async () => {
+    const started = Date.now();
+    const res = await from(p, "192.0.2.2", "/health");
+    const took = Date.now() - started;
+    assert.equal(res.status, 503, res.text);
+    assert.ok(took >= 1_900 && took < 6_000, `took ${took} ms`);
+    const { event } = await failureLogged(p, res, "closed");
+    assert.match(event.error, /no answer within 2000 ms/);
+  });
+
+  test("the unknown failure mode was logged", async () => {
+    const found = await waitForLogs(p, (l) => l.message === "invalid RATE_LIMIT_FAILURE_MODE; failing closed");
+    assert.equal(found[0]?.value, "sideways");
+  });
+});
+
+describe("limiter failure with RATE_LIMIT_FAILURE_MODE=open", () => {
+  let p;
+  before(async () => {
+    p = await platform({
+      // No RATE_LIMITER binding at all: the limiter is unreachable.
+      overrides: { api: { durableObjects: {} } },
+      apiVars: { RATE_LIMIT_FAILURE_MODE: "open", RATE_LIMITS: "{not json" },
+    });
+  });
+  after(async () => { await p?.dispose(); });
+
+  test("requests proceed without rate headers, and each failure is logged", async () => {
+    const res = await from(p, "192.0.2.3", "/health");
+    assert.equal(res.status, 200, res.text);
+    assertNoRateHeaders(res);
+    const { event, line } = await failureLogged(p, res, "open");
+    assert.match(event.error, /RATE_LIMITER/);
+    assert.equal(line.status, 200);
+    assert.equal(line.rateLimit, undefined);
+  });
+
+  test("a malformed RATE_LIMITS is logged (the defaults stay in force)", async () => {
+    const found = await waitForLogs(p, (l) => l.message === "invalid RATE_LIMITS; using the default limits");
+    assert.ok(found.length >= 1);
+  });
+});
+
+// Overhead of the limiter, measured rather than guessed. Off by default (it takes ~1 min).
+describe("overhead measurement (RATELIMIT_BENCH=1)", { skip: !process.env.RATELIMIT_BENCH }, () => {
+  const N = Number(process.env.RATELIMIT_BENCH_N ?? 500);
+  const K = 2_000;
+  const pct = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  const summary = (ms) => {
+    const s = [...ms].sort((a, b) => a - b);
+    const mean = s.reduce((a, b) => a + b, 0) / s.length;
+    return `p50 ${pct(s, 0.5).toFixed(2)} ms, p99 ${pct(s, 0.99).toFixed(2)} ms, mean ${mean.toFixed(2)} ms (n=${s.length})`;
+  };
+  async function timed(p, ip, expect) {
+    const t = process.hrtime.bigint();
+    const res = await from(p, ip, "/no-such-route");
+    const took = Number(process.hrtime.bigint() - t) / 1e6;
+    assert.equal(res.status, expect, res.text);
+    return took;
+  }
+  // Times the object alone: a worker calls the api's RateLimiter class K times, one after
+  // another or in waves of 100 concurrent calls, and reports the elapsed time (workerd's
+  // clock advances across I/O, so a loop's total is meaningful; a single call's is not).
+  const probe = {
+    name: "limiter-probe",
+    modules: true,
+    compatibilityDate: "2025-09-01",
+    durableObjects: { RL: { className: "RateLimiter", scriptName: "api", useSQLite: true } },
+    script: `export default { async fetch(request, env) {
+      const u = new URL(request.url);
+      const stub = env.RL.get(env.RL.idFromName(u.searchParams.get("key")));
+      const check = "http://limiter/check?name=bench&limit=" + u.searchParams.get("limit") + "&windowMs=60000";
+      const k = Number(u.searchParams.get("k"));
+      const wave = Number(u.searchParams.get("wave"));
+      const one = async () => (await (await stub.fetch(check)).json()).allowed ? 1 : 0;
+      await one();
+      let allowed = 0;
+      const t0 = Date.now();
+      for (let i = 0; i < k; i += wave) {
+        const results = await Promise.all(Array.from({ length: wave }, one));
+        allowed += results.reduce((a, b) => a + b, 0);
+      }
+      return Response.json({ ms: Date.now() - t0, allowed });
+    } }`,
+  };
+  async function object(p, key, limit, wave) {
+    const worker = await p.mf.getWorker("limiter-probe");
+    const r = await (await worker.fetch(`http://probe/?key=${key}&limit=${limit}&k=${K}&wave=${wave}`)).json();
+    return { ...r, perCall: r.ms / K };
+  }
+
+  test("limiter on vs off, and a decision with vs without its SQL write", async (t) => {
+    const dir = mkdtempSync(path.join(tmpdir(), "ratelimit-bench-"));
+    const limits = (limit) => JSON.stringify({ default: { limit, windowSecs: 60 } });
+    const started = [];
+    try {
+      // On-disk storage (as deployed objects have), so an insert really reaches SQLite on a file.
+      const [off, on, tight, memory] = await Promise.all([
+        platform({ persistTo: path.join(dir, "off"), overrides: { api: { durableObjects: {} } }, apiVars: { RATE_LIMIT_FAILURE_MODE: "open" } }),
+        platform({ persistTo: path.join(dir, "on"), apiVars: { RATE_LIMITS: limits(10_000) }, extraWorkers: [probe] }),
+        platform({ persistTo: path.join(dir, "tight"), apiVars: { RATE_LIMITS: limits(1) } }),
+        platform({ apiVars: { RATE_LIMITS: limits(10_000) }, extraWorkers: [probe] }),
+      ]);
+      started.push(off, on, tight, memory);
+      assert.equal((await from(tight, "10.1.0.2", "/no-such-route")).status, 404);
+      // Interleaved, so load changes on the machine hit all three series alike.
+      const series = { off: [], accepted: [], rejected: [] };
+      for (let i = 0; i < N + 50; i++) {
+        const a = await timed(off, "10.1.0.3", 404);
+        const b = await timed(on, "10.1.0.1", 404);
+        const c = await timed(tight, "10.1.0.2", 429);
+        if (i >= 50) { series.off.push(a); series.accepted.push(b); series.rejected.push(c); } // 50 to warm up
+      }
+      const probes = {
+        "disk, accepted, sequential": await object(on, "a1", 10_000, 1),
+        "disk, rejected, sequential": await object(on, "r1", 1, 1),
+        "disk, accepted, waves of 100": await object(on, "a2", 10_000, 100),
+        "memory, accepted, sequential": await object(memory, "a3", 10_000, 1),
+        "memory, rejected, sequential": await object(memory, "r3", 1, 1),
+      };
+      assert.equal(probes["disk, accepted, sequential"].allowed, K);
+      assert.equal(probes["disk, rejected, sequential"].allowed, 0);
+      const lines = [
+        `api 404, limiter off (no binding, fail open): ${summary(series.off)}`,
+        `api 404, limiter on, accepted (DO round trip + SQL insert): ${summary(series.accepted)}`,
+        `api 429, limiter on, rejected (DO round trip, no write): ${summary(series.rejected)}`,
+        ...Object.entries(probes).map(([name, r]) => `object alone, ${name}: ${r.perCall.toFixed(3)} ms per decision (${r.ms} ms / ${K})`),
+      ];
+      for (const line of lines) { t.diagnostic(line); console.log(line); }
+    } finally {
+      await Promise.all(started.map((p) => p.dispose()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
