@@ -72,6 +72,7 @@ describe("routing", () => {
       const res = await request(p.url, host, "/");
       assert.equal(res.status, 400, `${host}: ${res.text}`);
       assert.equal(res.headers["content-type"], "application/problem+json");
+      assert.ok(res.headers["ratelimit"], "a malformed request is counted too");
     }
   });
 

@@ -84,8 +84,14 @@ async fn run(
     config: &Config,
     rc: &mut RequestCtx,
 ) -> Result<Response, ApiError> {
-    let host = normalize_host(&rc.host)
-        .map_err(|e| ApiError::BadRequest(format!("invalid Host header: {e}")))?;
+    let host = match normalize_host(&rc.host) {
+        Ok(host) => host,
+        Err(e) => {
+            // Counted too (by client IP): every request costs quota, malformed ones included.
+            limiter::limit(env, rc).await?;
+            return Err(ApiError::BadRequest(format!("invalid Host header: {e}")));
+        }
+    };
     rc.host = host.name.clone();
 
     // route: pure; the domain table is loaded only when the route needs it.
