@@ -116,14 +116,32 @@ pub(crate) fn check_name(name: &str) -> Result<HostKind, HostError> {
     if name.len() > MAX_HOST_LEN {
         return Err(HostError::TooLong);
     }
-    let mut last_label = "";
-    for label in name.split('.') {
-        check_label(label)?;
-        last_label = label;
+    // One pass over the bytes (`.` never occurs inside a multi-byte character, and any
+    // non-ASCII byte is an invalid one), each label checked as it ends, left to right.
+    let bytes = name.as_bytes();
+    let mut start = 0;
+    let mut invalid_char = false;
+    let mut numeric = true;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'.' => {
+                check_label(&bytes[start..i], invalid_char)?;
+                start = i + 1;
+                invalid_char = false;
+                numeric = true;
+            }
+            b'0'..=b'9' => {}
+            b'a'..=b'z' | b'A'..=b'Z' | b'-' | b'_' => numeric = false,
+            _ => {
+                invalid_char = true;
+                numeric = false;
+            }
+        }
     }
+    check_label(&bytes[start..], invalid_char)?;
     // A numeric last label makes this an IPv4 literal (as URL parsers treat it), and then it
     // must be a plain dotted quad: no shorthand, hex or leading zeros.
-    if last_label.bytes().all(|b| b.is_ascii_digit()) {
+    if numeric {
         return match name.parse::<Ipv4Addr>() {
             Ok(_) => Ok(HostKind::Ipv4),
             Err(_) => Err(HostError::BadIpv4),
@@ -157,20 +175,18 @@ fn check_port(port: &str) -> Result<(), HostError> {
     }
 }
 
-fn check_label(label: &str) -> Result<(), HostError> {
-    if label.is_empty() {
+/// `invalid_char`: the label has a byte outside `[A-Za-z0-9_-]`.
+fn check_label(label: &[u8], invalid_char: bool) -> Result<(), HostError> {
+    let (Some(first), Some(last)) = (label.first(), label.last()) else {
         return Err(HostError::EmptyLabel);
-    }
+    };
     if label.len() > MAX_LABEL_LEN {
         return Err(HostError::LabelTooLong);
     }
-    if !label
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+    if invalid_char {
         return Err(HostError::InvalidChar);
     }
-    if label.starts_with('-') || label.ends_with('-') {
+    if *first == b'-' || *last == b'-' {
         return Err(HostError::HyphenEdge);
     }
     Ok(())

@@ -5,9 +5,11 @@
 use crate::host::{check_name, normalize_host, HostError, HostKind};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
+use std::borrow::{Borrow, Cow};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
+use std::hash::{Hash, Hasher};
 
 /// A Workers-for-Platforms dispatch namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -248,9 +250,81 @@ fn push_json_string(out: &mut String, s: &str) {
 #[derive(Debug, Clone, Default)]
 pub struct DomainRoutes {
     routes: Vec<DomainRoute>,
-    exact: HashMap<Box<str>, usize>,
+    exact: HashMap<Stored, usize>,
     /// Keyed by the suffix after `*.`: `*.example.do` lives under `example.do`.
-    wildcard: HashMap<Box<str>, usize>,
+    wildcard: HashMap<Stored, usize>,
+}
+
+/// A map key as stored: a lower-cased domain or wildcard suffix, held in the bucket itself
+/// when short, as nearly all are, so building the table allocates nothing for it and a probe
+/// compares without chasing a pointer.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Stored(Key<'static>);
+
+/// A map key, stored or (to probe with) borrowed. Hashes and compares as its bytes, whatever
+/// the variant.
+#[derive(Clone)]
+enum Key<'a> {
+    Inline { len: u8, bytes: [u8; KEY_INLINE] },
+    Heap(Box<str>),
+    Borrowed(&'a str),
+}
+
+/// Fills the 24 bytes the other variants take anyway (on 64-bit), tag and length aside.
+const KEY_INLINE: usize = 22;
+
+impl Stored {
+    fn new(key: &str) -> Stored {
+        let mut bytes = [0; KEY_INLINE];
+        Stored(
+            match (bytes.get_mut(..key.len()), u8::try_from(key.len())) {
+                (Some(head), Ok(len)) => {
+                    head.copy_from_slice(key.as_bytes());
+                    Key::Inline { len, bytes }
+                }
+                _ => Key::Heap(key.into()),
+            },
+        )
+    }
+}
+
+impl Key<'_> {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Key::Heap(key) => key.as_bytes(),
+            Key::Borrowed(key) => key.as_bytes(),
+        }
+    }
+}
+
+// `Stored` hashes and compares as its `Key`, so a map of them is probed with a borrowed one.
+impl<'a> Borrow<Key<'a>> for Stored {
+    fn borrow(&self) -> &Key<'a> {
+        &self.0
+    }
+}
+
+impl Hash for Key<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Just the bytes: one key per hash, so no length prefix or terminator is needed.
+        state.write(self.as_bytes());
+    }
+}
+
+impl PartialEq for Key<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Key<'_> {}
+
+/// As the `str` it holds, so the table debug-prints as it always did.
+impl fmt::Debug for Stored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&String::from_utf8_lossy(self.0.as_bytes()), f)
+    }
 }
 
 impl DomainRoutes {
@@ -262,13 +336,28 @@ impl DomainRoutes {
     /// keeps its last good table. Entries are compiled as they stream out of the parser, so
     /// no intermediate copy of the file is ever held.
     pub fn parse(json: &[u8]) -> Result<DomainRoutes, RoutesError> {
+        // Real entries run 150-300 bytes (the seed averages ~310); a low guess only means
+        // some growth, a high one is bounded by the input's own size.
+        let expected = json.len() / 256;
+        // A well-formed file takes the fast path; anything it does not handle (an error, an
+        // escape in a route field, ...) is parsed again from the start by serde_json, which
+        // then gives exactly the table or error it always did.
+        if let Some(table) = std::str::from_utf8(json)
+            .ok()
+            .and_then(|text| fast::parse(text, expected))
+        {
+            return Ok(table);
+        }
+        DomainRoutes::parse_serde(json, expected)
+    }
+
+    /// The general path: serde_json streaming entries into `TableBuilder`.
+    fn parse_serde(json: &[u8], expected: usize) -> Result<DomainRoutes, RoutesError> {
         let mut invalid = None;
         let mut de = serde_json::Deserializer::from_slice(json);
         let parsed = TableBuilder {
             invalid: &mut invalid,
-            // Real entries run 150-300 bytes (the seed averages ~310); a low guess only
-            // means some growth, a high one is bounded by the input's own size.
-            expected: json.len() / 256,
+            expected,
         }
         .deserialize(&mut de)
         .and_then(|table| de.end().map(|()| table));
@@ -280,6 +369,14 @@ impl DomainRoutes {
         }
     }
 
+    fn with_capacity(expected: usize) -> DomainRoutes {
+        DomainRoutes {
+            routes: Vec::with_capacity(expected),
+            exact: HashMap::with_capacity(expected),
+            wildcard: HashMap::new(),
+        }
+    }
+
     /// Appends the next entry (its index is `self.len()`), refusing a second route for the
     /// same domain.
     fn push(&mut self, route: DomainRoute) -> Result<(), RoutesError> {
@@ -288,7 +385,7 @@ impl DomainRoutes {
             Some(suffix) => (&mut self.wildcard, suffix),
             None => (&mut self.exact, route.domain.as_str()),
         };
-        match map.entry(key.into()) {
+        match map.entry(Stored::new(key)) {
             Entry::Occupied(first) => Err(RoutesError::InvalidEntry {
                 index,
                 domain: route.domain,
@@ -316,14 +413,16 @@ impl DomainRoutes {
     /// whose suffix is a proper suffix of the host on a label boundary. One hash probe per
     /// label, whatever the table's size.
     pub fn lookup(&self, host: &str) -> Option<&DomainRoute> {
-        let slot = match self.exact.get(host) {
+        let slot = match self.exact.get(&Key::Borrowed(host)) {
             Some(slot) => *slot,
             None if self.wildcard.is_empty() => return None,
             // Each dot starts a candidate suffix; left to right is longest to shortest, and
             // starting after a dot guarantees at least one label in front (never the apex).
             None => *host
-                .match_indices('.')
-                .find_map(|(i, _)| self.wildcard.get(&host[i + 1..]))?,
+                .bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'.')
+                .find_map(|(i, _)| self.wildcard.get(&Key::Borrowed(&host[i + 1..])))?,
         };
         self.routes.get(slot)
     }
@@ -424,21 +523,64 @@ impl fmt::Display for InvalidEntry {
     }
 }
 
-/// One entry as written. The target fields are all optional here so that the "exactly one
-/// target" rule is checked in `compile` with a precise reason; unknown fields (`updatedAt`,
-/// ...) are ignored.
+/// One entry as written, its strings borrowed from the file (only one with escapes is
+/// copied), so nothing is allocated before the entry is known to be valid. The target fields
+/// are all optional here so that the "exactly one target" rule is checked in `compile` with a
+/// precise reason; unknown fields (`updatedAt`, ...) are ignored.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RawEntry {
-    domain: String,
-    service: Option<String>,
-    binding: Option<String>,
-    worker: Option<String>,
-    namespace: Option<String>,
+struct RawEntry<'a> {
+    #[serde(borrow)]
+    domain: Text<'a>,
+    #[serde(borrow)]
+    service: Option<Text<'a>>,
+    #[serde(borrow)]
+    binding: Option<Text<'a>>,
+    #[serde(borrow)]
+    worker: Option<Text<'a>>,
+    #[serde(borrow)]
+    namespace: Option<Text<'a>>,
     requires_auth: Option<bool>,
     requires_admin: Option<bool>,
-    method: Option<String>,
+    #[serde(borrow)]
+    method: Option<Text<'a>>,
     metadata: Option<RawJson>,
+}
+
+/// A JSON string, borrowed from the input unless it had to be unescaped. (A plain
+/// `Option<Cow<str>>` field would always copy: serde only borrows a bare `Cow`.)
+struct Text<'a>(Cow<'a, str>);
+
+impl Text<'_> {
+    fn into_string(self) -> String {
+        self.0.into_owned()
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Text<'de>;
+
+    // As `String`'s, so shape errors read as before.
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Owned(v)))
+    }
 }
 
 /// Deserialises the top-level array straight into a table. A shape error is prefixed with
@@ -464,13 +606,9 @@ impl<'de> Visitor<'de> for TableBuilder<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<DomainRoutes, A::Error> {
-        let mut table = DomainRoutes {
-            routes: Vec::with_capacity(self.expected),
-            exact: HashMap::with_capacity(self.expected),
-            wildcard: HashMap::new(),
-        };
+        let mut table = DomainRoutes::with_capacity(self.expected);
         for index in 0.. {
-            let raw = match seq.next_element::<RawEntry>() {
+            let raw = match seq.next_element::<RawEntry<'de>>() {
                 Ok(Some(raw)) => raw,
                 Ok(None) => break,
                 Err(e) => return Err(de::Error::custom(format!("entry {index}: {e}"))),
@@ -492,10 +630,10 @@ impl<'de> Visitor<'de> for TableBuilder<'_> {
 }
 
 /// Validates one entry; on failure returns the domain as written (for the message) and why.
-/// Takes the entry by value so the strings move into the route instead of being copied.
-fn compile(raw: RawEntry) -> Result<DomainRoute, (String, InvalidEntry)> {
+/// Strings are copied out of the file only once the entry is known to be good.
+fn compile(raw: RawEntry<'_>) -> Result<DomainRoute, (String, InvalidEntry)> {
     let RawEntry {
-        domain,
+        domain: Text(domain),
         service,
         binding,
         worker,
@@ -506,21 +644,23 @@ fn compile(raw: RawEntry) -> Result<DomainRoute, (String, InvalidEntry)> {
         metadata,
     } = raw;
     if let Err(reason) = check_domain(&domain) {
-        return Err((domain, reason));
+        return Err((domain.into_owned(), reason));
     }
     let target = match compile_target(service, binding, worker, namespace) {
         Ok(target) => target,
-        Err(reason) => return Err((domain, reason)),
+        Err(reason) => return Err((domain.into_owned(), reason)),
     };
-    // Valid apart from case: lower-casing in place is the whole normalisation.
-    let mut domain = domain;
-    domain.make_ascii_lowercase();
+    // Valid apart from case: lower-casing is the whole normalisation.
+    let mut domain = domain.into_owned();
+    if domain.bytes().any(|b| b.is_ascii_uppercase()) {
+        domain.make_ascii_lowercase();
+    }
     Ok(DomainRoute {
         domain,
         target,
         requires_auth: requires_auth.unwrap_or(false),
         requires_admin: requires_admin.unwrap_or(false),
-        method,
+        method: method.map(Text::into_string),
         metadata,
     })
 }
@@ -533,10 +673,17 @@ fn check_domain(domain: &str) -> Result<(), InvalidEntry> {
         Some(rest) => (true, rest),
         None => (false, domain),
     };
-    if host.contains('*') || (!wildcard && domain.starts_with('*')) {
+    let (mut star, mut colon) = (false, false);
+    for &b in host.as_bytes() {
+        star |= b == b'*';
+        colon |= b == b':';
+    }
+    // (Without the wildcard prefix, `host` is the whole domain, so this also catches a
+    // leading `*` that is not `*.`.)
+    if star {
         return Err(InvalidEntry::Wildcard);
     }
-    let kind = if host.starts_with('[') || host.contains(':') || host.ends_with('.') {
+    let kind = if host.starts_with('[') || colon || host.ends_with('.') {
         // Something normalisation would rewrite: valid only if the rewrite is a no-op
         // (a canonical IPv6 literal); otherwise say whether it is a host at all.
         let normal = normalize_host(host).map_err(InvalidEntry::Domain)?;
@@ -555,32 +702,38 @@ fn check_domain(domain: &str) -> Result<(), InvalidEntry> {
 
 /// Exactly one of a service target or a worker + namespace target.
 fn compile_target(
-    service: Option<String>,
-    binding: Option<String>,
-    worker: Option<String>,
-    namespace: Option<String>,
+    service: Option<Text<'_>>,
+    binding: Option<Text<'_>>,
+    worker: Option<Text<'_>>,
+    namespace: Option<Text<'_>>,
 ) -> Result<RouteTarget, InvalidEntry> {
     match (service, worker, namespace) {
         (Some(_), Some(_), _) | (Some(_), None, Some(_)) => Err(InvalidEntry::BothTargets),
-        (Some(service), None, None) => {
+        (Some(Text(service)), None, None) => {
             if !is_service_name(&service) {
-                return Err(InvalidEntry::BadService(service));
+                return Err(InvalidEntry::BadService(service.into_owned()));
             }
-            if let Some(b) = binding.as_deref().filter(|b| !is_binding_name(b)) {
+            if let Some(Text(b)) = binding.as_ref().filter(|Text(b)| !is_binding_name(b)) {
                 return Err(InvalidEntry::BadBinding(b.to_string()));
             }
-            Ok(RouteTarget::Service { service, binding })
+            Ok(RouteTarget::Service {
+                service: service.into_owned(),
+                binding: binding.map(Text::into_string),
+            })
         }
-        (None, Some(worker), Some(ns)) => {
+        (None, Some(Text(worker)), Some(Text(ns))) => {
             if binding.is_some() {
                 return Err(InvalidEntry::BindingOnWorker);
             }
             if !is_worker_name(&worker) {
-                return Err(InvalidEntry::BadWorker(worker));
+                return Err(InvalidEntry::BadWorker(worker.into_owned()));
             }
             match Namespace::parse(&ns) {
-                Some(namespace) => Ok(RouteTarget::UserWorker { worker, namespace }),
-                None => Err(InvalidEntry::BadNamespace(ns)),
+                Some(namespace) => Ok(RouteTarget::UserWorker {
+                    worker: worker.into_owned(),
+                    namespace,
+                }),
+                None => Err(InvalidEntry::BadNamespace(ns.into_owned())),
             }
         }
         (None, Some(_), None) | (None, None, Some(_)) => Err(InvalidEntry::WorkerNeedsNamespace),
@@ -607,6 +760,525 @@ fn is_binding_name(s: &str) -> bool {
     let mut bytes = s.bytes();
     matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// A hand-written parser for the shape route files actually have, several times quicker than
+/// serde_json's generic path at the size-optimised `opt-level = "z"`. It answers only when
+/// the whole file is valid and it understood every byte of it, and then with the very table
+/// the serde path builds: the same `compile` runs on the same field values, the maps get the
+/// same keys, and `metadata` is the text `JsonWriter` writes. It declines (`None`) an escape
+/// in a route field, a value nested deeper than `MAX_DEPTH`, and anything invalid (a
+/// duplicate included); the serde path then parses the file from the start and gives its
+/// exact error. `tests::fast_path_agrees_*` hold the two paths to that.
+mod fast {
+    use super::{compile, DomainRoutes, JsonWriter, Key, RawEntry, RawJson, Stored, Text};
+    use serde::de::DeserializeSeed;
+    use std::borrow::Cow;
+    use std::collections::hash_map::{Entry, RandomState};
+    use std::collections::HashMap;
+    use std::hash::BuildHasher;
+
+    /// Deep enough for any real `metadata`, far inside serde_json's limit.
+    const MAX_DEPTH: usize = 32;
+
+    /// Entries read before the rest of the table is sized from them.
+    const SAMPLE: usize = 64;
+
+    pub(super) fn parse(text: &str, expected: usize) -> Option<DomainRoutes> {
+        let mut p = Parser {
+            text,
+            pos: 0,
+            spaced: false,
+            rewrite: false,
+        };
+        let mut routes = Vec::with_capacity(expected.min(SAMPLE));
+        let mut exact = Keys::default();
+        let mut wildcard = Keys::default();
+        p.ws();
+        p.expect(b'[')?;
+        p.ws();
+        if !p.eat(b']') {
+            loop {
+                let route = compile(p.entry()?).ok()?;
+                match route.domain.strip_prefix("*.") {
+                    Some(suffix) => wildcard.add(suffix, routes.len()),
+                    None => exact.add(&route.domain, routes.len()),
+                }
+                routes.push(route);
+                if routes.len() == SAMPLE {
+                    // The rest of the file is sized like its first entries (bytes per entry,
+                    // share of wildcards), with an eighth to spare: a guess from the file's
+                    // size alone is off by the entries' typical length, and then the table
+                    // either grows (copying every route) or holds megabytes it never uses.
+                    let more = text.len().saturating_sub(p.pos) / (p.pos / SAMPLE).max(1);
+                    let more = more + more / 8;
+                    routes.reserve(more);
+                    exact
+                        .keys
+                        .reserve(more / SAMPLE * exact.keys.len() + more % SAMPLE);
+                    wildcard.keys.reserve(more / SAMPLE * wildcard.keys.len());
+                }
+                p.ws();
+                if p.eat(b']') {
+                    break;
+                }
+                p.expect(b',')?;
+                p.ws();
+            }
+        }
+        p.ws();
+        if p.pos != text.len() {
+            return None;
+        }
+        Some(DomainRoutes {
+            routes,
+            exact: exact.into_map()?,
+            wildcard: wildcard.into_map()?,
+        })
+    }
+
+    /// One map's keys, hashed as the entries are read, and put in the map only once the file
+    /// is done, in the order of the buckets they land in. A large table is far bigger than
+    /// the caches, and inserting at random cost a miss or two per key (a third of the whole
+    /// refresh at 100 000 routes); in bucket order the map is written front to back.
+    #[derive(Default)]
+    struct Keys {
+        hasher: RandomState,
+        /// Hash, key, route index.
+        keys: Vec<(u64, Stored, usize)>,
+    }
+
+    impl Keys {
+        fn add(&mut self, key: &str, index: usize) {
+            let key = Stored::new(key);
+            self.keys.push((self.hasher.hash_one(&key), key, index));
+        }
+
+        /// `None` on a duplicate key: the serde path then reports the first one in file
+        /// order.
+        fn into_map(self) -> Option<HashMap<Stored, usize>> {
+            let Keys { hasher, mut keys } = self;
+            let mut map = HashMap::with_capacity_and_hasher(keys.len(), hasher);
+            // The bucket count behind that capacity (7/8 of it is usable) and so the bucket
+            // a hash lands in, as std's hashbrown places it: a guess that only ever costs
+            // speed if it is wrong. Keys are sorted (counting sort) into bins of 64 buckets.
+            let buckets = (map.capacity() / 7 * 8).next_power_of_two();
+            let bins = (buckets / 64).max(1);
+            let shift = (buckets / bins).trailing_zeros();
+            let bin = |hash: u64| (hash as usize & (buckets - 1)) >> shift;
+            let mut starts = vec![0; bins + 1];
+            for &(hash, _, _) in &keys {
+                starts[bin(hash) + 1] += 1;
+            }
+            for b in 1..starts.len() {
+                starts[b] += starts[b - 1];
+            }
+            let mut order = vec![0; keys.len()];
+            for (i, &(hash, _, _)) in keys.iter().enumerate() {
+                let slot = &mut starts[bin(hash)];
+                order[*slot] = i;
+                *slot += 1;
+            }
+            for i in order {
+                let (_, key, index) = &mut keys[i];
+                // Moved out; the empty placeholder costs nothing and is dropped unused.
+                match map.entry(std::mem::replace(key, Stored(Key::Borrowed("")))) {
+                    Entry::Occupied(_) => return None,
+                    Entry::Vacant(slot) => {
+                        slot.insert(*index);
+                    }
+                }
+            }
+            Some(map)
+        }
+    }
+
+    struct Parser<'a> {
+        text: &'a str,
+        /// Always on a char boundary: it only steps over ASCII bytes and whole strings.
+        pos: usize,
+        /// Whitespace was stepped over (reset per `metadata` value).
+        spaced: bool,
+        /// An escape or a number `JsonWriter` may spell differently was stepped over (reset
+        /// per `metadata` value).
+        rewrite: bool,
+    }
+
+    /// `RawEntry`'s fields by their names in the file.
+    #[derive(Clone, Copy)]
+    enum Field {
+        Domain,
+        Service,
+        Binding,
+        Worker,
+        Namespace,
+        RequiresAuth,
+        RequiresAdmin,
+        Method,
+        Metadata,
+        Other,
+    }
+
+    impl Field {
+        /// Length and first byte tell the names apart; one comparison then confirms it.
+        fn of(key: &[u8]) -> Field {
+            let (field, name): (_, &[u8]) = match (key.len(), key.first()) {
+                (6, Some(b'd')) => (Field::Domain, b"domain"),
+                (7, Some(b's')) => (Field::Service, b"service"),
+                (7, Some(b'b')) => (Field::Binding, b"binding"),
+                (6, Some(b'w')) => (Field::Worker, b"worker"),
+                (9, Some(b'n')) => (Field::Namespace, b"namespace"),
+                (12, Some(b'r')) => (Field::RequiresAuth, b"requiresAuth"),
+                (13, Some(b'r')) => (Field::RequiresAdmin, b"requiresAdmin"),
+                (6, Some(b'm')) => (Field::Method, b"method"),
+                (8, Some(b'm')) => (Field::Metadata, b"metadata"),
+                _ => return Field::Other,
+            };
+            if key == name {
+                field
+            } else {
+                Field::Other
+            }
+        }
+    }
+
+    /// Stores a field's value, refusing a second one as serde's derive does.
+    fn set<T>(slot: &mut Option<T>, value: T) -> Option<()> {
+        match slot {
+            Some(_) => None,
+            None => {
+                *slot = Some(value);
+                Some(())
+            }
+        }
+    }
+
+    /// Where the first `"`, `\` or control character at or after `i` is (or the end), eight
+    /// bytes at a time.
+    #[inline(always)]
+    fn find_special(bytes: &[u8], mut i: usize) -> usize {
+        const ONES: u64 = u64::from_ne_bytes([1; 8]);
+        const HIGH: u64 = ONES << 7;
+        while let Some(word) = bytes.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+            let w = u64::from_le_bytes(*word);
+            let quote = w ^ (ONES * u64::from(b'"'));
+            let backslash = w ^ (ONES * u64::from(b'\\'));
+            // `(x - n) & !x & HIGH` flags the bytes of `x` below `n`, plus perhaps some
+            // above a flagged one (where the borrow ran on), never one below: so the lowest
+            // flag, in the first byte of the little-endian word, is exact.
+            let hits = ((quote.wrapping_sub(ONES) & !quote)
+                | (backslash.wrapping_sub(ONES) & !backslash)
+                | (w.wrapping_sub(ONES * 0x20) & !w))
+                & HIGH;
+            if hits != 0 {
+                return i + (hits.trailing_zeros() / 8) as usize;
+            }
+            i += 8;
+        }
+        while let Some(&b) = bytes.get(i) {
+            if b == b'"' || b == b'\\' || b < 0x20 {
+                break;
+            }
+            i += 1;
+        }
+        i
+    }
+
+    /// Drops whitespace outside strings from JSON text with no escapes (so every `"` opens or
+    /// closes a string).
+    fn strip_whitespace(raw: &str) -> String {
+        let mut out = String::with_capacity(raw.len());
+        let mut in_string = false;
+        let mut run = 0;
+        for (i, b) in raw.bytes().enumerate() {
+            match b {
+                b'"' => in_string = !in_string,
+                // ASCII, so `i` is a char boundary.
+                b' ' | b'\t' | b'\n' | b'\r' if !in_string => {
+                    out.push_str(&raw[run..i]);
+                    run = i + 1;
+                }
+                _ => {}
+            }
+        }
+        out.push_str(&raw[run..]);
+        out
+    }
+
+    impl<'a> Parser<'a> {
+        #[inline(always)]
+        fn peek(&self) -> Option<u8> {
+            self.text.as_bytes().get(self.pos).copied()
+        }
+
+        #[inline(always)]
+        fn eat(&mut self, byte: u8) -> bool {
+            let found = self.peek() == Some(byte);
+            if found {
+                self.pos += 1;
+            }
+            found
+        }
+
+        #[inline(always)]
+        fn expect(&mut self, byte: u8) -> Option<()> {
+            self.eat(byte).then_some(())
+        }
+
+        /// JSON whitespace: exactly serde_json's four bytes.
+        #[inline(always)]
+        fn ws(&mut self) {
+            if let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+                self.skip_ws();
+            }
+        }
+
+        fn skip_ws(&mut self) {
+            self.spaced = true;
+            while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+                self.pos += 1;
+            }
+        }
+
+        /// `true`, `false` or `null`, whole.
+        fn literal<const N: usize>(&mut self, word: &[u8; N]) -> Option<()> {
+            let rest = self.text.as_bytes().get(self.pos..)?;
+            if rest.first_chunk::<N>() != Some(word) {
+                return None;
+            }
+            self.pos += N;
+            Some(())
+        }
+
+        /// A string without escapes, borrowed from the file.
+        fn plain_string(&mut self) -> Option<&'a str> {
+            let start = self.pos + 1;
+            self.plain_bytes()?;
+            self.text.get(start..self.pos - 1)
+        }
+
+        /// `plain_string`'s bytes, spared the char-boundary checks.
+        #[inline(always)]
+        fn plain_bytes(&mut self) -> Option<&'a [u8]> {
+            self.expect(b'"')?;
+            let bytes = self.text.as_bytes();
+            let start = self.pos;
+            let end = find_special(bytes, start);
+            if bytes.get(end) != Some(&b'"') {
+                return None;
+            }
+            self.pos = end + 1;
+            bytes.get(start..end)
+        }
+
+        fn opt_string(&mut self) -> Option<Option<Text<'a>>> {
+            if self.peek() == Some(b'n') {
+                self.literal(b"null")?;
+                return Some(None);
+            }
+            Some(Some(Text(Cow::Borrowed(self.plain_string()?))))
+        }
+
+        fn opt_bool(&mut self) -> Option<Option<bool>> {
+            match self.peek()? {
+                b't' => self.literal(b"true").map(|()| Some(true)),
+                b'f' => self.literal(b"false").map(|()| Some(false)),
+                _ => self.literal(b"null").map(|()| None),
+            }
+        }
+
+        /// `metadata` as `RawJson` keeps it. Text with no escapes and only integers is what
+        /// `JsonWriter` would write, bar whitespace; anything else `JsonWriter` writes.
+        fn opt_metadata(&mut self) -> Option<Option<RawJson>> {
+            if self.peek() == Some(b'n') {
+                self.literal(b"null")?;
+                return Some(None);
+            }
+            let start = self.pos;
+            self.spaced = false;
+            self.rewrite = false;
+            self.value(0)?;
+            let raw = self.text.get(start..self.pos)?;
+            let text = if self.rewrite {
+                let mut text = String::with_capacity(raw.len());
+                // Fails where the serde path would too (a number out of range, a lone
+                // surrogate), which then reports it.
+                JsonWriter(&mut text)
+                    .deserialize(&mut serde_json::Deserializer::from_str(raw))
+                    .ok()?;
+                text.into_boxed_str()
+            } else if self.spaced {
+                strip_whitespace(raw).into_boxed_str()
+            } else {
+                raw.into()
+            };
+            Some(Some(RawJson(text)))
+        }
+
+        fn entry(&mut self) -> Option<RawEntry<'a>> {
+            let mut domain = None;
+            let mut service = None;
+            let mut binding = None;
+            let mut worker = None;
+            let mut namespace = None;
+            let mut requires_auth = None;
+            let mut requires_admin = None;
+            let mut method = None;
+            let mut metadata = None;
+            self.expect(b'{')?;
+            self.ws();
+            if !self.eat(b'}') {
+                loop {
+                    let key = Field::of(self.plain_bytes()?);
+                    self.ws();
+                    self.expect(b':')?;
+                    self.ws();
+                    match key {
+                        Field::Domain => {
+                            set(&mut domain, Text(Cow::Borrowed(self.plain_string()?)))?
+                        }
+                        Field::Service => set(&mut service, self.opt_string()?)?,
+                        Field::Binding => set(&mut binding, self.opt_string()?)?,
+                        Field::Worker => set(&mut worker, self.opt_string()?)?,
+                        Field::Namespace => set(&mut namespace, self.opt_string()?)?,
+                        Field::RequiresAuth => set(&mut requires_auth, self.opt_bool()?)?,
+                        Field::RequiresAdmin => set(&mut requires_admin, self.opt_bool()?)?,
+                        Field::Method => set(&mut method, self.opt_string()?)?,
+                        Field::Metadata => set(&mut metadata, self.opt_metadata()?)?,
+                        // Ignored, as by the derive, but it must still be valid JSON.
+                        Field::Other => self.value(0)?,
+                    }
+                    self.ws();
+                    if self.eat(b'}') {
+                        break;
+                    }
+                    self.expect(b',')?;
+                    self.ws();
+                }
+            }
+            Some(RawEntry {
+                domain: domain?,
+                service: service.flatten(),
+                binding: binding.flatten(),
+                worker: worker.flatten(),
+                namespace: namespace.flatten(),
+                requires_auth: requires_auth.flatten(),
+                requires_admin: requires_admin.flatten(),
+                method: method.flatten(),
+                metadata: metadata.flatten(),
+            })
+        }
+
+        /// Steps over one JSON value, checking it as strictly as serde_json does.
+        fn value(&mut self, depth: usize) -> Option<()> {
+            match self.peek()? {
+                b'"' => self.string(),
+                b'-' | b'0'..=b'9' => self.number(),
+                b't' => self.literal(b"true"),
+                b'f' => self.literal(b"false"),
+                b'n' => self.literal(b"null"),
+                open @ (b'[' | b'{') if depth < MAX_DEPTH => {
+                    self.pos += 1;
+                    let (close, keyed) = if open == b'[' {
+                        (b']', false)
+                    } else {
+                        (b'}', true)
+                    };
+                    self.ws();
+                    if self.eat(close) {
+                        return Some(());
+                    }
+                    loop {
+                        if keyed {
+                            self.string()?;
+                            self.ws();
+                            self.expect(b':')?;
+                            self.ws();
+                        }
+                        self.value(depth + 1)?;
+                        self.ws();
+                        if self.eat(close) {
+                            return Some(());
+                        }
+                        self.expect(b',')?;
+                        self.ws();
+                    }
+                }
+                _ => None,
+            }
+        }
+
+        /// Any valid string, escapes included (checked, not decoded).
+        fn string(&mut self) -> Option<()> {
+            self.expect(b'"')?;
+            let bytes = self.text.as_bytes();
+            loop {
+                let i = find_special(bytes, self.pos);
+                match *bytes.get(i)? {
+                    b'"' => {
+                        self.pos = i + 1;
+                        return Some(());
+                    }
+                    b'\\' => {
+                        self.rewrite = true;
+                        self.pos = match *bytes.get(i + 1)? {
+                            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i + 2,
+                            b'u' if bytes.get(i + 2..i + 6)?.iter().all(u8::is_ascii_hexdigit) => {
+                                i + 6
+                            }
+                            _ => return None,
+                        };
+                    }
+                    // A control character.
+                    _ => return None,
+                }
+            }
+        }
+
+        /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+        fn number(&mut self) -> Option<()> {
+            let start = self.pos;
+            self.eat(b'-');
+            if !self.eat(b'0') {
+                if !matches!(self.peek(), Some(b'1'..=b'9')) {
+                    return None;
+                }
+                self.digits();
+            }
+            let integer = self.text.get(start..self.pos)?;
+            let mut fraction = false;
+            if self.eat(b'.') {
+                fraction = true;
+                if self.digits() == 0 {
+                    return None;
+                }
+            }
+            if let Some(b'e' | b'E') = self.peek() {
+                self.pos += 1;
+                fraction = true;
+                if let Some(b'+' | b'-') = self.peek() {
+                    self.pos += 1;
+                }
+                if self.digits() == 0 {
+                    return None;
+                }
+            }
+            // An integer of up to 18 characters is an i64 or u64, which `JsonWriter` prints
+            // back as written; `-0`, fractions and exponents go through f64.
+            if fraction || integer.len() > 18 || integer == "-0" {
+                self.rewrite = true;
+            }
+            Some(())
+        }
+
+        fn digits(&mut self) -> usize {
+            let start = self.pos;
+            while let Some(b'0'..=b'9') = self.peek() {
+                self.pos += 1;
+            }
+            self.pos - start
+        }
+    }
 }
 
 #[cfg(test)]
@@ -955,5 +1627,410 @@ mod tests {
             msg,
             r#"domain routes: entry 0 ("a.do"): namespace "qa" is not production, staging or development"#
         );
+    }
+
+    /// Builds `json` both ways; the fast path may decline, but what it builds must be what
+    /// the serde path builds. Says whether the fast path took it.
+    fn agree(json: &str) -> bool {
+        let expected = json.len() / 256;
+        let Some(fast) = fast::parse(json, expected) else {
+            return false;
+        };
+        match DomainRoutes::parse_serde(json.as_bytes(), expected) {
+            Ok(slow) => assert!(
+                fast.routes == slow.routes
+                    && fast.exact == slow.exact
+                    && fast.wildcard == slow.wildcard,
+                "{json}\nfast {fast:?}\nslow {slow:?}"
+            ),
+            Err(e) => panic!("{json}\nfast path took it, serde path: {e}"),
+        }
+        true
+    }
+
+    #[test]
+    fn fast_path_agrees_on_every_value() {
+        let shapes = [
+            "[]",
+            "[1,2]",
+            "[1,]",
+            "[,1]",
+            "[1 2]",
+            "{}",
+            r#"{"a":1}"#,
+            r#"{"a":1,}"#,
+            r#"{"a" 1}"#,
+            r#"{a:1}"#,
+            r#"{"a":[{"b":{}}]}"#,
+            "[",
+            "{",
+            "]",
+            r#"{"a":}"#,
+            r#"{"\u0041":"\u00e9"}"#,
+            "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+        ];
+        for value in VALID_SCALARS.iter().chain(BAD_SCALARS).chain(&shapes) {
+            for field in ["metadata", "extra", "service", "requiresAuth"] {
+                for ws in ["", " ", "\n"] {
+                    agree(&format!(
+                        r#"[{{"domain":"a.do",{ws}"service":"s","{field}":{ws}{value}{ws}}}]"#
+                    ));
+                }
+            }
+        }
+        assert!(agree(r#" [ { "domain" : "a.do" , "service" : "s" } ] "#));
+    }
+
+    #[test]
+    fn fast_path_agrees_on_the_seed() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/fixtures/seed-domain-routes.json"
+        );
+        let Ok(text) = std::fs::read_to_string(path) else {
+            eprintln!("skipping: {path} not found");
+            return;
+        };
+        assert!(agree(&text), "the fast path should take the seed");
+    }
+
+    #[test]
+    fn fast_path_agrees_on_a_large_table() {
+        let mut json = String::from("[");
+        for i in 0..5000 {
+            let domain = match i % 4 {
+                0 => format!("app{i}.example.com"),
+                1 => format!("*.t{i}.com"),
+                2 => format!("a-very-long-label-for-a-heap-key-{i}.example.com"),
+                _ => format!("*.Wild-{i}.Example.COM"),
+            };
+            json.push_str(&format!(
+                r#"{{"domain":"{domain}","service":"svc{i}","binding":"SVC_{i}","requiresAuth":{},"metadata":{{"n":{i},"s":"route {i}","f":{i}.5}}}},"#,
+                i % 3 == 0
+            ));
+        }
+        let unique = format!("{}]", json.trim_end_matches(','));
+        assert!(agree(&unique), "the fast path should take a clean file");
+        // A duplicate late in a large file: declined, and reported with both indices.
+        let duplicate = format!(r#"{json}{{"domain":"APP40.example.com","service":"s"}}]"#);
+        assert!(!agree(&duplicate));
+        match DomainRoutes::parse(duplicate.as_bytes()) {
+            Err(RoutesError::InvalidEntry { index, reason, .. }) => {
+                assert_eq!(
+                    (index, reason),
+                    (5000, InvalidEntry::Duplicate { first: 40 })
+                );
+            }
+            other => panic!("expected a duplicate, got {other:?}"),
+        }
+    }
+
+    /// The fast path must build exactly the table the serde path builds, or decline: checked
+    /// over generated files: a third clean (valid JSON, mostly valid routes, metadata of
+    /// every shape), a third with the odd fault, a third with every kind of trouble.
+    #[test]
+    fn fast_path_agrees_with_serde_path() {
+        let mut taken = 0;
+        for seed in 0..4000u64 {
+            let mut g = Gen {
+                state: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+                faults: [0, 1, 10][seed as usize % 3],
+            };
+            taken += usize::from(agree(&g.file()));
+        }
+        assert!(taken > 500, "{taken}");
+    }
+
+    /// A deterministic generator of route files (xorshift64*).
+    struct Gen {
+        state: u64,
+        /// How often faults appear: 0 never (valid JSON, no missing fields), up to 10.
+        faults: usize,
+    }
+
+    const VALID_SCALARS: &[&str] = &[
+        "1",
+        "0",
+        "-1",
+        "-0",
+        "12",
+        "1.5",
+        "-2.25",
+        "1e3",
+        "1E+2",
+        "2e-3",
+        "3.0",
+        "1.50",
+        "0.1000000000000000055511151231257827",
+        "123456789012345678",
+        "1234567890123456789",
+        "-123456789012345678",
+        "18446744073709551615",
+        "18446744073709551616",
+        "true",
+        "false",
+        "null",
+        r#""""#,
+        r#""x""#,
+        r#""a b""#,
+        r#""é😀""#,
+        r#""q \" b""#,
+        r#""\\""#,
+        r#""\/""#,
+        r#""\n\t\r\b\f""#,
+        r#""\u00e9""#,
+        r#""\u0001""#,
+        r#""\uD83D\uDE00""#,
+    ];
+
+    const BAD_SCALARS: &[&str] = &[
+        "1e400",
+        "01",
+        "-",
+        "1.",
+        ".5",
+        "1e",
+        "tru",
+        "nul",
+        "True",
+        r#""\ud800""#,
+        r#""\u12""#,
+        r#""\uZZZZ""#,
+        r#""\x""#,
+        "\"tab\there\"",
+        "\"ctl\u{1}\"",
+    ];
+
+    impl Gen {
+        fn below(&mut self, n: usize) -> usize {
+            self.state ^= self.state >> 12;
+            self.state ^= self.state << 25;
+            self.state ^= self.state >> 27;
+            (self.state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as usize % n
+        }
+
+        fn chance(&mut self, per_mille: usize) -> bool {
+            self.below(1000) < per_mille
+        }
+
+        /// A fault, now and then, in a file that may have them.
+        fn fault(&mut self, per_mille: usize) -> bool {
+            self.chance(per_mille * self.faults / 10)
+        }
+
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len())]
+        }
+
+        /// Mostly nothing; now and then JSON whitespace, or something that is not.
+        fn ws(&mut self) -> &'static str {
+            if self.chance(700) {
+                return "";
+            }
+            if self.fault(200) {
+                return self.pick(&[" \u{a0}", "\u{c}", "/**/"]);
+            }
+            self.pick(&[" ", "  ", "\n", "\n    ", "\t", "\r\n"])
+        }
+
+        fn scalar(&mut self) -> &'static str {
+            if self.fault(150) {
+                return self.pick(BAD_SCALARS);
+            }
+            self.pick(VALID_SCALARS)
+        }
+
+        fn json(&mut self, depth: usize) -> String {
+            let roll = self.below(10);
+            if depth > 4 || roll < 4 {
+                return self.scalar().to_string();
+            }
+            let (open, close, keyed) = if roll < 7 {
+                ('[', ']', false)
+            } else {
+                ('{', '}', true)
+            };
+            let mut out = String::from(open);
+            for i in 0..self.below(4) {
+                if i > 0 {
+                    out.push_str(self.ws());
+                    out.push(',');
+                }
+                out.push_str(self.ws());
+                if keyed {
+                    let key = match self.fault(50) {
+                        true => "k",
+                        false => self.pick(&[
+                            r#""k""#,
+                            r#""description""#,
+                            r#""\u0041""#,
+                            r#""""#,
+                            r#""é""#,
+                        ]),
+                    };
+                    out.push_str(key);
+                    out.push_str(self.ws());
+                    if !self.fault(50) {
+                        out.push(':');
+                    }
+                    out.push_str(self.ws());
+                }
+                out.push_str(&self.json(depth + 1));
+            }
+            if self.fault(50) {
+                out.push(',');
+            }
+            out.push_str(self.ws());
+            out.push(close);
+            out
+        }
+
+        fn string_of(&mut self, items: &[&str]) -> String {
+            if self.chance(5 + 5 * self.faults) {
+                return self.scalar().to_string();
+            }
+            format!("\"{}\"", self.pick(items))
+        }
+
+        fn entry(&mut self, index: usize) -> String {
+            let mut fields = Vec::new();
+            if !self.fault(50) {
+                let domain = if self.chance(100 + 60 * self.faults) {
+                    self.pick(&[
+                        "a.do",
+                        "A.Do",
+                        "*.EXAMPLE.com",
+                        "1.2.3.4",
+                        "*.1.2.3.4",
+                        "[::1]",
+                        "[0::1]",
+                        "a..b",
+                        "",
+                        "a.do.",
+                        "a.do:80",
+                        "*",
+                        "**.x",
+                        "a.*.b",
+                        "-a.do",
+                        "é.do",
+                        "x\\u002edo",
+                        "q\\\"x.do",
+                        "256.1.1.1",
+                    ])
+                } else {
+                    self.pick(&[
+                        "app{i}.example.com",
+                        "*.t{i}.com",
+                        "*.T{i}.x.do",
+                        "_dmarc.s{i}.do",
+                        "10.0.0.{i}",
+                        "a-very-long-label-for-a-heap-key.n{i}.example.com",
+                    ])
+                };
+                let domain = domain.replace("{i}", &index.to_string());
+                let value = match self.fault(30) {
+                    true => self.scalar().to_string(),
+                    false => format!("\"{domain}\""),
+                };
+                fields.push(format!("\"domain\":{}{value}", self.ws()));
+            }
+            let worker = self.chance(250);
+            if !worker || self.fault(50) {
+                let v = self.string_of(&["svc", "SVC_1", "a-b", "", "a/b", "x\\u0041"]);
+                fields.push(format!("\"service\":{v}"));
+                if self.chance(700) {
+                    let v = self.string_of(&["SVC_SERVICE", "_x", "A", "1X", ""]);
+                    fields.push(format!("\"binding\":{v}"));
+                }
+            }
+            if worker || self.fault(20) {
+                let v = self.string_of(&["w", "shop", "a_b-1", "W!", ""]);
+                fields.push(format!("\"worker\":{v}"));
+                if !self.fault(50) {
+                    let v = self.string_of(&["production", "Staging", "DEVELOPMENT", "qa"]);
+                    fields.push(format!("\"namespace\":{v}"));
+                }
+            }
+            for key in ["requiresAuth", "requiresAdmin"] {
+                if self.chance(600) {
+                    let v = match self.fault(100) {
+                        true => self.scalar(),
+                        false => self.pick(&["true", "false", "null"]),
+                    };
+                    fields.push(format!("\"{key}\":{v}"));
+                }
+            }
+            if self.chance(200) {
+                let v = self.string_of(&["a_*", "embed_*", "", "null"]);
+                fields.push(format!("\"method\":{v}"));
+            }
+            if self.chance(800) {
+                let v = match self.chance(300) {
+                    true => format!(r#"{{"description": "route {index}","category":"Bench"}}"#),
+                    false => self.json(0),
+                };
+                fields.push(format!("\"metadata\":{}{v}", self.ws()));
+            }
+            if self.chance(500) {
+                fields.push(r#""updatedAt":"2025-10-04T19:27:39.451Z""#.to_string());
+            }
+            if self.chance(100) {
+                let key = self.pick(&[
+                    "\"extra\"",
+                    "\"Domain\"",
+                    "\"tags\"",
+                    "\"dom\\u0061in\"",
+                    "\"domain\"",
+                    "\"service\"",
+                    "\"metadata\"",
+                ]);
+                fields.push(format!("{key}:{}", self.json(0)));
+            }
+            for i in (1..fields.len()).rev() {
+                let j = self.below(i + 1);
+                fields.swap(i, j);
+            }
+            let mut out = String::from("{");
+            for (i, field) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(self.ws());
+                    out.push(',');
+                }
+                out.push_str(self.ws());
+                out.push_str(field);
+            }
+            if self.fault(20) {
+                out.push(',');
+            }
+            out.push_str(self.ws());
+            out.push('}');
+            out
+        }
+
+        fn file(&mut self) -> String {
+            let mut out = String::from(self.ws());
+            if !self.fault(10) {
+                out.push('[');
+            }
+            for i in 0..self.below(6) {
+                if i > 0 && !self.fault(10) {
+                    out.push(',');
+                }
+                out.push_str(self.ws());
+                out.push_str(&self.entry(i));
+            }
+            out.push_str(self.ws());
+            if self.fault(10) {
+                out.push(',');
+            }
+            if !self.fault(10) {
+                out.push(']');
+            }
+            out.push_str(self.ws());
+            if self.fault(10) {
+                out.push_str(self.pick(&["x", "[]", "\u{0}"]));
+            }
+            out
+        }
     }
 }
