@@ -4,7 +4,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-export PATH="$HOME/.cargo/bin:$ROOT/node_modules/.bin:$PATH"
+CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+export PATH="$CARGO_BIN:$HOME/.cargo/bin:$ROOT/node_modules/.bin:$PATH"
 export WRANGLER_SEND_METRICS=false
 export CI="${CI:-}"
 
@@ -71,7 +72,7 @@ build_workers() {
   say "compiling ${selected[*]} to wasm ($profile)"
   # worker-build sets this for its own cargo run; matching it keeps that run a no-op.
   WASM_BINDGEN_USE_JS_SYS=1 cargo build "${cargo_flags[@]}" --lib --target wasm32-unknown-unknown "${packages[@]}"
-  export WASM_BINDGEN_BIN="$HOME/.cargo/bin/wasm-bindgen"
+  export WASM_BINDGEN_BIN="$CARGO_BIN/wasm-bindgen"
   export WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
   export ESBUILD_BIN="$ROOT/node_modules/@esbuild/linux-x64/bin/esbuild"
   mkdir -p "$ROOT/target"
