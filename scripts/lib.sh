@@ -5,6 +5,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+# cargo's bin first (the tools installed below are called by full path from there), then
+# rustup's usual home for cargo itself, then the npm binaries.
 export PATH="$CARGO_BIN:$HOME/.cargo/bin:$ROOT/node_modules/.bin:$PATH"
 export WRANGLER_SEND_METRICS=false
 export CI="${CI:-}"
@@ -29,7 +31,7 @@ ensure_toolchain() {
   [ -f Cargo.lock ] || cargo generate-lockfile
   local want have
   want="$(lock_version wasm-bindgen)"
-  have="$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)"
+  have="$("$CARGO_BIN/wasm-bindgen" --version 2>/dev/null | awk '{print $2}' || true)"
   if [ "$have" != "$want" ]; then
     # `--locked` cannot resolve here (see README); a plain install of the exact version works.
     say "installing wasm-bindgen-cli $want (found: ${have:-none})"
@@ -37,7 +39,7 @@ ensure_toolchain() {
   fi
   want="$(lock_version worker-build || true)"
   [ -n "$want" ] || want="$(lock_version worker)"
-  have="$(worker-build --version 2>/dev/null || true)"
+  have="$("$CARGO_BIN/worker-build" --version 2>/dev/null || true)"
   if [ "$have" != "$want" ]; then
     say "installing worker-build $want (found: ${have:-none})"
     cargo install worker-build --version "=$want" --force; installed=1
@@ -78,7 +80,7 @@ build_workers() {
   mkdir -p "$ROOT/target"
   local pids=()
   for w in "${selected[@]}"; do
-    ( cd "crates/$w" && worker-build "${wb_flags[@]}" > "$ROOT/target/worker-build-$w.log" 2>&1 ) &
+    ( cd "crates/$w" && "$CARGO_BIN/worker-build" "${wb_flags[@]}" > "$ROOT/target/worker-build-$w.log" 2>&1 ) &
     pids+=($!)
   done
   local failed=0 i=0
