@@ -520,6 +520,58 @@ pub fn parse_list_query(query: Option<&str>) -> Result<ListOpts, DocError> {
     Ok(ListOpts { limit, after })
 }
 
+/// The api side of a list request: the validated `limit` and the cursor as the client sent it
+/// (percent-decoded, still opaque), to pass on over RPC, where db decodes it with
+/// [`list_opts`]. Validates exactly as [`parse_list_query`] does, so a bad query is 400 at the
+/// edge without a round trip.
+pub fn list_params(query: Option<&str>) -> Result<(u32, Option<String>), DocError> {
+    let opts = parse_list_query(query)?;
+    let cursor = query_pairs(query.unwrap_or(""))
+        .find(|(key, _)| key == "cursor")
+        .and_then(|(_, raw)| percent_decode(raw, true))
+        .filter(|c| !c.is_empty());
+    Ok((opts.limit, cursor))
+}
+
+/// The RPC side of a list request: `limit` (absent: the default) must be a whole number in
+/// 1..=100 and `cursor` (absent or empty: the first page) a cursor db issued.
+pub fn list_opts(limit: Option<&Value>, cursor: Option<&str>) -> Result<ListOpts, DocError> {
+    let limit = match limit {
+        None | Some(Value::Null) => DEFAULT_LIMIT,
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=u64::from(MAX_LIMIT)).contains(n))
+            .map(|n| n as u32)
+            .ok_or_else(|| {
+                DocError::bad(format!(
+                    "limit {} must be a whole number from 1 to {MAX_LIMIT}",
+                    echo(&v.to_string())
+                ))
+            })?,
+    };
+    let after = match cursor {
+        None | Some("") => None,
+        Some(c) => Some(decode_cursor(c)?),
+    };
+    Ok(ListOpts { limit, after })
+}
+
+/// Which stored copy an admin's by-id request means, given the owners holding that id (as
+/// [`sql::SELECT_ONE_FOR_ADMIN`] returns them: the admin's own copy first, then at most one
+/// more). The admin's own copy wins; otherwise a single owner's copy; two other owners are
+/// ambiguous (409), since an admin cannot name the owner in the path.
+pub fn admin_target(admin: &str, owners: &[&str]) -> Result<Option<usize>, DocError> {
+    match owners {
+        [] => Ok(None),
+        [first, ..] if *first == admin => Ok(Some(0)),
+        [_] => Ok(Some(0)),
+        _ => Err(DocError::Conflict(
+            "several users hold a document with this id; an admin can only address it when one does"
+                .into(),
+        )),
+    }
+}
+
 /// Splits the `limit + 1` rows fetched into the page and whether another page follows; the
 /// worker encodes the next cursor from the page's last row.
 pub fn split_page<T>(mut rows: Vec<T>, limit: u32) -> (Vec<T>, bool) {
@@ -581,10 +633,11 @@ fn hex_value(b: u8) -> Option<u8> {
 ///
 /// Schema: `documents(owner, collection, id, data, version, created_at, updated_at,
 /// PRIMARY KEY(owner, collection, id))`. Owner-scoped statements take `?1 owner, ?2 collection,
-/// ?3 id`. Because the same id can exist once per owner, admin access goes through the
-/// `*_ANY_OWNER` reads, which return `owner`; the worker then writes with the owner-scoped
-/// statements using that owner, so every write names its owner explicitly. An admin read by id
-/// that finds two owners answers 409 (ambiguous). [`LIST_ANY_OWNER`] wants an index on
+/// ?3 id`. Because the same id can exist once per owner, admin access goes through reads
+/// that return `owner` ([`sql::SELECT_ONE_FOR_ADMIN`], [`sql::LIST_ANY_OWNER`]); the worker
+/// then writes with the owner-scoped statements using that owner, so every write names its
+/// owner explicitly. By id, the admin's own copy wins, then a single other owner's; two other
+/// owners are ambiguous (409, see [`admin_target`]). The admin reads want an index on
 /// `(collection, id, owner)`.
 ///
 /// Writes use `RETURNING` so one round trip tells the worker both whether it won and the new
@@ -605,6 +658,23 @@ pub mod sql {
          SET data = ?4, version = version + 1, updated_at = ?5 \
          WHERE owner = ?1 AND collection = ?2 AND id = ?3 AND version = ?6 \
          RETURNING version, created_at, updated_at";
+
+    /// PUT without `If-Match`, in one round trip: create (version 1) or replace (version + 1).
+    /// `?1 owner, ?2 collection, ?3 id, ?4 data, ?5 now`. A returned version of 1 means created:
+    /// a replace always returns 2 or more.
+    pub const UPSERT: &str = "INSERT INTO documents \
+         (owner, collection, id, data, version, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5) \
+         ON CONFLICT (owner, collection, id) DO UPDATE \
+         SET data = excluded.data, version = documents.version + 1, updated_at = excluded.updated_at \
+         RETURNING version, created_at, updated_at";
+
+    /// Admin read by id: `?1 admin's own id, ?2 collection, ?3 id`. The admin's own copy sorts
+    /// first; `LIMIT 2` is enough for [`super::admin_target`] to tell "one other owner" from
+    /// "several" without reading them all.
+    pub const SELECT_ONE_FOR_ADMIN: &str = "SELECT owner, data, version, created_at, updated_at \
+         FROM documents WHERE collection = ?2 AND id = ?3 \
+         ORDER BY owner = ?1 DESC, owner LIMIT 2";
 
     /// `?1 owner, ?2 collection, ?3 id`.
     pub const SELECT_ONE: &str = "SELECT data, version, created_at, updated_at \
@@ -1125,6 +1195,60 @@ mod tests {
     }
 
     #[test]
+    fn list_params_for_rpc() {
+        let c = encode_cursor("abc");
+        assert_eq!(list_params(None), Ok((20, None)));
+        assert_eq!(
+            list_params(Some(&format!("limit=5&cursor={c}"))),
+            Ok((5, Some(c.clone())))
+        );
+        assert_eq!(list_params(Some("limit=&cursor=")), Ok((20, None)));
+        for bad in ["limit=0", "cursor=garbage", "limit=1&limit=1"] {
+            assert_eq!(
+                list_params(Some(bad)).map_err(|e| e.status()),
+                Err(400),
+                "{bad}"
+            );
+        }
+        let opts = |l: Option<Value>, c: Option<&str>| {
+            list_opts(l.as_ref(), c).map(|o| (o.limit, o.after.map(|a| a.id)))
+        };
+        assert_eq!(opts(None, None), Ok((20, None)));
+        assert_eq!(opts(Some(json!(null)), Some("")), Ok((20, None)));
+        assert_eq!(
+            opts(Some(json!(100)), Some(&c)),
+            Ok((100, Some("abc".into())))
+        );
+        for bad in [
+            json!(0),
+            json!(101),
+            json!(-1),
+            json!(2.5),
+            json!("5"),
+            json!(true),
+        ] {
+            assert_eq!(
+                opts(Some(bad.clone()), None).map_err(|e| e.status()),
+                Err(400),
+                "{bad}"
+            );
+        }
+        assert_eq!(opts(None, Some("nope")).map_err(|e| e.status()), Err(400));
+    }
+
+    #[test]
+    fn admin_targets() {
+        assert_eq!(admin_target("admin", &[]), Ok(None));
+        assert_eq!(admin_target("admin", &["admin"]), Ok(Some(0)));
+        assert_eq!(admin_target("admin", &["admin", "u1"]), Ok(Some(0)));
+        assert_eq!(admin_target("admin", &["u1"]), Ok(Some(0)));
+        assert_eq!(
+            admin_target("admin", &["u1", "u2"]).map_err(|e| e.status()),
+            Err(409)
+        );
+    }
+
+    #[test]
     fn percent_decoding() {
         let cases = [
             ("a%20b", true, Some("a b")),
@@ -1173,6 +1297,8 @@ mod tests {
             (sql::DELETE_IF_VERSION, 4),
             (sql::LIST, 4),
             (sql::LIST_ANY_OWNER, 4),
+            (sql::UPSERT, 5),
+            (sql::SELECT_ONE_FOR_ADMIN, 3),
         ];
         for (stmt, params) in cases {
             assert_eq!(max_param(stmt), params, "{stmt}");
