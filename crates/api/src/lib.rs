@@ -2,6 +2,7 @@
 //! the other modules are its phases and their helpers.
 
 mod adapters;
+mod body;
 mod config;
 mod context;
 mod cors;

@@ -6,7 +6,6 @@
 
 use std::cell::Cell;
 
-use futures_util::StreamExt;
 use gateway::host::normalize_host;
 use gateway::problem::Problem;
 use gateway::waitlist::{
@@ -155,7 +154,7 @@ async fn signup(req: &Request, env: &Env, rc: &RequestCtx) -> Result<Response, A
             ));
         }
     }
-    let email = match read_capped_body(req, MAX_SIGNUP_BYTES).await? {
+    let email = match crate::body::read_capped(req, MAX_SIGNUP_BYTES).await? {
         Some(body) => form_or_json_email(header("content-type").as_deref(), &body),
         None => Err(WaitlistError::TooLarge),
     };
@@ -212,33 +211,6 @@ fn signup_error(e: WaitlistError) -> ApiError {
             ApiError::BadRequest(e.to_string())
         }
     }
-}
-
-/// The body, or `None` once it passes `cap` bytes (by Content-Length, or while streaming for
-/// a body without one), so an oversized post is never buffered whole.
-async fn read_capped_body(req: &Request, cap: usize) -> Result<Option<Vec<u8>>, ApiError> {
-    let declared = req
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|len| len > cap as u64) {
-        return Ok(None);
-    }
-    // A request without a body has no stream: that is an empty body.
-    let Ok(mut stream) = req.clone()?.stream() else {
-        return Ok(Some(Vec::new()));
-    };
-    let mut body = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
-        if body.len() + chunk.len() > cap {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(body))
 }
 
 thread_local! {

@@ -258,19 +258,7 @@ fn refused<T>(result: AuthResult<T>) -> Result<T, ApiError> {
 /// The body as `T`: over 64 KiB is 413; not JSON, not an object, or the wrong shape is 400
 /// (with `shape` as the detail: serde's own messages would echo values, such as passwords).
 async fn read_json<T: DeserializeOwned>(req: &Request, shape: &str) -> Result<T, ApiError> {
-    let declared = req
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return Err(ApiError::PayloadTooLarge);
-    }
-    let bytes = req.clone()?.bytes().await?;
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge);
-    }
+    let bytes = crate::body::read_limited(req, MAX_BODY_BYTES).await?;
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|_| ApiError::BadRequest("the body is not valid JSON".into()))?;
     if !value.is_object() {

@@ -3,7 +3,6 @@
 //! statuses, `ETag` and `Location`. Names and bodies are checked here too, so bad input is
 //! answered without a round trip and a body over 1 MiB is refused before it is read whole.
 
-use futures_util::StreamExt;
 use gateway::documents::{
     etag, list_params, parse_body, percent_decode, validate_collection, validate_id, DocError,
     MAX_BODY_BYTES,
@@ -11,7 +10,7 @@ use gateway::documents::{
 use gateway::problem::Problem;
 use rpc::db::{DbError, Document, ListOpts, PutMode, PutOpts, WriteOpts};
 use rpc::DbClient;
-use worker::{ByteStream, Env, Method, Request, Response};
+use worker::{Env, Method, Request, Response};
 
 use crate::context::RequestCtx;
 use crate::error::{json_response, ApiError};
@@ -140,39 +139,16 @@ fn resource(path: &str) -> Result<Resource, ApiError> {
     }
 }
 
+/// The body, refusing more than [`MAX_BODY_BYTES`] with the documents' own 413.
+async fn read_body(req: &Request) -> Result<Vec<u8>, ApiError> {
+    crate::body::read_capped(req, MAX_BODY_BYTES)
+        .await?
+        .ok_or_else(|| refused_here(DocError::TooLarge))
+}
+
 fn decode_segment(segment: &str) -> Result<String, ApiError> {
     percent_decode(segment, false)
         .ok_or_else(|| ApiError::BadRequest("the path is not valid percent-encoded UTF-8".into()))
-}
-
-/// The body, refusing more than [`MAX_BODY_BYTES`]: first by `Content-Length`, before reading
-/// anything, then while streaming (a chunked body has no length), stopping at the first chunk
-/// past the limit.
-async fn read_body(req: &Request) -> Result<Vec<u8>, ApiError> {
-    if let Some(length) = req.headers().get("content-length")? {
-        let length: u64 = length
-            .trim()
-            .parse()
-            .map_err(|_| ApiError::BadRequest("Content-Length is not a number".into()))?;
-        if length > MAX_BODY_BYTES as u64 {
-            return Err(refused_here(DocError::TooLarge));
-        }
-    }
-    let Some(stream) = req.inner().body() else {
-        return Ok(Vec::new());
-    };
-    let mut stream = ByteStream::from(stream);
-    let mut body = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|_| ApiError::BadRequest("the request body could not be read".into()))?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            // Dropping the stream cancels it: the rest is never read.
-            return Err(refused_here(DocError::TooLarge));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 /// PATCH means RFC 7396 here; other patch formats (JSON Patch) must not be misread as one:

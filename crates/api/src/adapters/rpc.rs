@@ -8,7 +8,6 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
-use futures_util::StreamExt;
 use gateway::access::{authorize, AccessDenied, AccessLevel};
 use gateway::jsonrpc::{self, settle_reply, BoundCall, Plan, RpcFailure};
 use gateway::registry;
@@ -191,33 +190,7 @@ pub(crate) async fn within<F: Future>(ms: u64, future: F) -> Option<F::Output> {
     }
 }
 
-/// The body, refused with 413 as soon as it is known to exceed `limit` (from Content-Length,
-/// or while streaming when the length is not declared). No body reads as empty.
-pub(crate) async fn read_body(req: &Request, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let declared = req
-        .headers()
-        .get("content-length")?
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(ApiError::PayloadTooLarge);
-    }
-    // A handle on the same JS request (not a copy), so the body is streamed once, here.
-    // (`Clone::clone`: the inherent `clone` is JS `Request.clone()`, which tees the body.)
-    let mut request = Request::from(Clone::clone(req.inner()));
-    let Ok(mut stream) = request.stream() else {
-        return Ok(Vec::new());
-    };
-    let mut body = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|_| ApiError::BadRequest("the request body could not be read".into()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
+pub(crate) use crate::body::read_limited as read_body;
 
 pub(crate) fn method_not_allowed(rc: &RequestCtx, allow: &str) -> Result<Response, ApiError> {
     let mut response = ApiError::MethodNotAllowed.to_response(&rc.request_id);
