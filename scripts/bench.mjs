@@ -37,7 +37,8 @@ const options = platformOptions({
 for (const w of options.workers) {
   if (w.name === "api" || w.name === "user-production-myapp") w.unsafeDirectSockets = DIRECT;
 }
-const mf = new Miniflare({ ...options, handleRuntimeStdio: () => {} }); // logs off: wrk floods them
+// Logs are drained and dropped (wrk floods them); an unread pipe would block workerd.
+const mf = new Miniflare({ ...options, handleRuntimeStdio: (out, err) => { out.resume(); err.resume(); } });
 await mf.ready;
 await applyMigrations(mf);
 const url = async (name) => (await mf.unsafeGetDirectURL(name)).toString();
@@ -83,12 +84,14 @@ function luaFor(target) {
 const toMs = (v) => { const m = /^([\d.]+)(us|ms|s)$/.exec(v); if (!m) return NaN; return Number(m[1]) * { us: 0.001, ms: 1, s: 1000 }[m[2]]; };
 function wrk(target) {
   const args = ["-t1", `-c${CONNECTIONS}`, `-d${SECONDS}s`, "--latency", "-s", luaFor(target)];
-  for (const [k, v] of Object.entries({ ...(target.host ? { host: target.host } : {}), ...(target.headers ?? {}) })) args.push("-H", `${k}: ${v}`);
+  // "Host" capitalised: wrk adds its own Host header unless one is named exactly so (a duplicate is a 400).
+  for (const [k, v] of Object.entries({ ...(target.host ? { Host: target.host } : {}), ...(target.headers ?? {}) })) args.push("-H", `${k}: ${v}`);
   const out = execFileSync("wrk", [...args, target.url], { encoding: "utf8", timeout: (SECONDS + 30) * 1000 });
   const rps = Number((/Requests\/sec:\s+([\d.]+)/.exec(out) ?? [])[1]);
   const p50 = toMs((/\s50%\s+(\S+)/.exec(out) ?? [])[1] ?? "");
   const p99 = toMs((/\s99%\s+(\S+)/.exec(out) ?? [])[1] ?? "");
   const non2xx = Number((/Non-2xx or 3xx responses:\s+(\d+)/.exec(out) ?? [0, 0])[1]);
+  if (!(rps > 0)) throw new Error(`wrk measured nothing for ${target.url}:\n${out}`);
   return { rps, p50, p99, non2xx };
 }
 
