@@ -1,18 +1,21 @@
 //! `GET /health`: every RPC service's `health()` called in parallel.
 
 use futures_util::future::join_all;
+use gateway::registry::{self, ServiceKind};
 use rpc::clients::ServiceClient;
 use serde_json::{json, Map, Value};
 use worker::{Env, Response};
 
 use crate::error::{json_response, ApiError};
 
-/// The services `/health` fans out to, by registry name and binding.
-const SERVICES: [(&str, &str); 3] = [
-    ("db", "DB_SERVICE"),
-    ("auth", "AUTH_SERVICE"),
-    ("do", "DO_SERVICE"),
-];
+/// The services `/health` fans out to: the registry's RPC services (those the api reaches
+/// through an adapter), so adding one is still one registry row.
+fn rpc_services() -> impl Iterator<Item = (&'static str, &'static str)> {
+    registry::SERVICES
+        .iter()
+        .filter(|s| s.kind == ServiceKind::Adapter)
+        .filter_map(|s| s.binding.map(|b| (s.name, b)))
+}
 
 async fn probe(env: &Env, service: &str, binding: &str) -> (String, Value) {
     let started = js_sys::Date::now();
@@ -30,7 +33,7 @@ async fn probe(env: &Env, service: &str, binding: &str) -> (String, Value) {
 }
 
 pub async fn respond(env: &Env) -> Result<Response, ApiError> {
-    let results = join_all(SERVICES.iter().map(|(s, b)| probe(env, s, b))).await;
+    let results = join_all(rpc_services().map(|(s, b)| probe(env, s, b))).await;
     let down: Vec<String> = results
         .iter()
         .filter(|(_, v)| v["ok"] != Value::Bool(true))
