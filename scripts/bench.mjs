@@ -1,7 +1,8 @@
 // Load scenarios against the local platform, each with a baseline measured in the same run,
 // alternated A B A B so machine drift cancels out. wrk drives load from a second process on
 // loopback; every run is bounded in time. Writes bench-results/bench.json and prints a table.
-import { execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { mkdirSync, writeFileSync, readFileSync, existsSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import os from "node:os";
@@ -82,11 +83,14 @@ function luaFor(target) {
 }
 
 const toMs = (v) => { const m = /^([\d.]+)(us|ms|s)$/.exec(v); if (!m) return NaN; return Number(m[1]) * { us: 0.001, ms: 1, s: 1000 }[m[2]]; };
-function wrk(target) {
+// wrk runs asynchronously: workerd's output is drained by this process, so blocking it
+// (execFileSync) fills the pipe, stalls workerd and makes every run measure nothing.
+const execFileAsync = promisify(execFile);
+async function wrk(target) {
   const args = ["-t1", `-c${CONNECTIONS}`, `-d${SECONDS}s`, "--latency", "-s", luaFor(target)];
   // "Host" capitalised: wrk adds its own Host header unless one is named exactly so (a duplicate is a 400).
   for (const [k, v] of Object.entries({ ...(target.host ? { Host: target.host } : {}), ...(target.headers ?? {}) })) args.push("-H", `${k}: ${v}`);
-  const out = execFileSync("wrk", [...args, target.url], { encoding: "utf8", timeout: (SECONDS + 30) * 1000 });
+  const { stdout: out } = await execFileAsync("wrk", [...args, target.url], { encoding: "utf8", timeout: (SECONDS + 30) * 1000 });
   const rps = Number((/Requests\/sec:\s+([\d.]+)/.exec(out) ?? [])[1]);
   const p50 = toMs((/\s50%\s+(\S+)/.exec(out) ?? [])[1] ?? "");
   const p99 = toMs((/\s99%\s+(\S+)/.exec(out) ?? [])[1] ?? "");
@@ -104,8 +108,8 @@ for (const s of scenarios) for (const t of [s.a, s.b]) {
 const results = [];
 for (const s of scenarios) {
   const runs = { a: [], b: [] };
-  wrk({ ...s.a }); // warm-up, not recorded
-  for (let i = 0; i < ROUNDS; i++) { runs.a.push(wrk(s.a)); runs.b.push(wrk(s.b)); }
+  await wrk({ ...s.a }); // warm-up, not recorded
+  for (let i = 0; i < ROUNDS; i++) { runs.a.push(await wrk(s.a)); runs.b.push(await wrk(s.b)); }
   const mean = (xs, k) => xs.reduce((t, x) => t + x[k], 0) / xs.length;
   const r = {
     scenario: s.name, baseline: s.b.label ?? "",
