@@ -1,5 +1,5 @@
 //! limit: counts every request against its policy in the limit key's `RateLimiter` Durable
-//! Object (one `fetch` round trip, no other I/O), records the decision for the response
+//! Object (one `fetch` round trip, answered in a header, no other I/O), records the decision for the response
 //! headers, and answers 429 over the limit. When the limiter cannot answer, the configured
 //! failure mode decides (closed → 503, open → the request proceeds unlimited), logged either way.
 //!
@@ -15,7 +15,7 @@ use futures_util::future::{select, Either};
 use gateway::ratelimit::{limit_key, route_key, Decision, FailureMode, LimitConfig, Policy};
 use worker::{Delay, Env};
 
-use crate::config::var;
+use crate::config;
 use crate::context::RequestCtx;
 use crate::error::ApiError;
 use crate::log;
@@ -99,17 +99,20 @@ async fn decide(env: &Env, key: &str, policy: &Policy) -> Result<Decision, Strin
         .map_err(|e| format!("stub: {e}"))?;
     let url = format!("https://rate-limiter/check?{}", policy.to_query());
     let call = async move {
-        let mut response = stub
+        let response = stub
             .fetch_with_str(&url)
             .await
             .map_err(|e| format!("fetch: {e}"))?;
         if response.status_code() != 200 {
             return Err(format!("status {}", response.status_code()));
         }
-        response
-            .json::<Decision>()
-            .await
-            .map_err(|e| format!("decision: {e}"))
+        // The decision travels in one header (no body to stream and parse).
+        let wire = response
+            .headers()
+            .get(Decision::WIRE_HEADER)
+            .map_err(|e| format!("decision: {e}"))?
+            .unwrap_or_default();
+        Decision::from_wire(&wire).ok_or_else(|| format!("decision: unreadable {wire:?}"))
     };
     match select(pin!(call), pin!(Delay::from(TIMEOUT))).await {
         Either::Left((outcome, _)) => outcome,
@@ -118,7 +121,11 @@ async fn decide(env: &Env, key: &str, policy: &Policy) -> Result<Decision, Strin
 }
 
 fn settings(env: &Env) -> Rc<Settings> {
-    let raw = [var(env, "RATE_LIMITS"), var(env, "RATE_LIMIT_FAILURE_MODE")];
+    let config = config::load(env);
+    let raw = [
+        config.rate_limits.clone(),
+        config.rate_limit_failure_mode.clone(),
+    ];
     SETTINGS.with(|cache| {
         let mut cache = cache.borrow_mut();
         if let Some(cached) = cache.as_ref().filter(|c| c.raw == raw) {

@@ -18,13 +18,14 @@
 //! deletes everything, so idle keys cost no storage.
 //!
 //! Protocol (reached only through the `RATE_LIMITER` binding, never publicly):
-//! `GET /check?name=…&limit=…&windowMs=…` → 200 `Decision` JSON; 400 on a bad policy.
+//! `GET /check?name=…&limit=…&windowMs=…` → 200 with the decision in header
+//! `x-ratelimit-decision` (`Decision::to_wire`) and no body; 400 on a bad policy.
 //! `GET /inspect` → 200 `{tables, stored, alarmAt}` (for tests and operators: whether any
 //! storage exists, rows kept, alarm time).
 
 use std::cell::{Cell, RefCell};
 
-use gateway::ratelimit::{Policy, SlidingLog, MAX_WINDOW_SECS};
+use gateway::ratelimit::{Decision, Policy, SlidingLog, MAX_WINDOW_SECS};
 use serde::Deserialize;
 use serde_json::json;
 use worker::{
@@ -179,7 +180,12 @@ impl RateLimiter {
                 }
             }
         }
-        Response::from_json(&decision)
+        // Headers only: the api reads one header and no body.
+        let mut response = Response::empty()?;
+        response
+            .headers_mut()
+            .set(Decision::WIRE_HEADER, &decision.to_wire())?;
+        Ok(response)
     }
 
     /// Read-only: inspecting an idle key must not recreate the storage the alarm deleted.

@@ -149,6 +149,60 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// The name of the header that carries a decision from the `RateLimiter` object to the api.
+    pub const WIRE_HEADER: &'static str = "x-ratelimit-decision";
+
+    /// The decision as one header value, `allowed;limit;remaining;reset[;retry]` (allowed is
+    /// `1` or `0`): the object answers with headers only, so the api reads no body.
+    pub fn to_wire(&self) -> String {
+        let mut out = format!(
+            "{};{};{};{}",
+            u8::from(self.allowed),
+            self.limit,
+            self.remaining,
+            self.reset_secs
+        );
+        if let Some(retry) = self.retry_after_secs {
+            out.push(';');
+            out.push_str(&retry.to_string());
+        }
+        out
+    }
+
+    /// Parses [`to_wire`](Self::to_wire); anything else (missing or extra fields, signs,
+    /// spaces, a remaining above the limit) is `None`, which the api treats as a limiter fault.
+    pub fn from_wire(value: &str) -> Option<Decision> {
+        fn num<T: std::str::FromStr>(field: &str) -> Option<T> {
+            if field.is_empty() || !field.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            field.parse().ok()
+        }
+        let mut fields = value.split(';');
+        let allowed = match fields.next()? {
+            "1" => true,
+            "0" => false,
+            _ => return None,
+        };
+        let limit: u32 = num(fields.next()?)?;
+        let remaining: u32 = num(fields.next()?)?;
+        let reset_secs: u64 = num(fields.next()?)?;
+        let retry_after_secs = match fields.next() {
+            None => None,
+            Some(field) => Some(num::<u64>(field)?),
+        };
+        if fields.next().is_some() || remaining > limit {
+            return None;
+        }
+        Some(Decision {
+            allowed,
+            limit,
+            remaining,
+            reset_secs,
+            retry_after_secs,
+        })
+    }
+
     /// All rate-limit response headers for this decision, in a stable order:
     /// `RateLimit-Policy`, `RateLimit`, `X-RateLimit-Limit`, `X-RateLimit-Remaining`,
     /// `X-RateLimit-Reset`, and `Retry-After` when rejected.
@@ -606,6 +660,37 @@ mod tests {
         );
         assert_eq!(policy(5, 1_500).header_policy(), "\"default\";q=5;w=2");
         assert_eq!(policy(5, 1).header_policy(), "\"default\";q=5;w=1");
+    }
+
+    #[test]
+    fn wire_round_trips_and_refuses_anything_else() {
+        let p = policy(2, 60_000);
+        let mut log = SlidingLog::new();
+        let accepted = log.check(&p, 1_000, 1);
+        log.check(&p, 1_001, 1);
+        let rejected = log.check(&p, 1_002, 1);
+        assert!(!rejected.allowed && rejected.retry_after_secs.is_some());
+        for d in [&accepted, &rejected] {
+            assert_eq!(Decision::from_wire(&d.to_wire()).as_ref(), Some(d));
+        }
+        assert_eq!(accepted.to_wire(), "1;2;1;60");
+        assert_eq!(rejected.to_wire(), "0;2;0;60;60");
+        for bad in [
+            "",
+            "1",
+            "1;2;1",
+            "2;2;1;60",
+            "1;2;3;60",
+            "1;2;1;60;5;6",
+            "1;-2;1;60",
+            "1; 2;1;60",
+            "1;2;1;+60",
+            "1;2;1;60;",
+            "true;2;1;60",
+            "1;4294967296;1;60",
+        ] {
+            assert_eq!(Decision::from_wire(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
