@@ -1,10 +1,14 @@
-//! Configuration read from the worker's vars, parsed once per isolate (re-parsed only if a
-//! var changes), so the per-request cost is a few string comparisons.
+//! Configuration read from the worker's vars and secrets, parsed once per isolate. workerd
+//! hands an isolate one `env` object for its whole life, so a request whose `env` is the object
+//! seen last time costs one identity check; any other `env` is read again and re-parsed only
+//! if a value changed.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use gateway::router::RouterConfig;
+use js_sys::Object;
+use wasm_bindgen::JsValue;
 use worker::Env;
 
 pub struct Config {
@@ -17,9 +21,15 @@ pub struct Config {
     pub dispatch_subrequests: u32,
     /// Test-only: `GET /health?panic` panics (var ENABLE_TEST_PANIC=1).
     pub test_panic: bool,
+    /// Raw values parsed by their own modules (limiter, identity), which cache the result.
+    pub rate_limits: Option<String>,
+    pub rate_limit_failure_mode: Option<String>,
+    pub token_keys: Option<String>,
+    pub admin_api_key: Option<String>,
 }
 
-const VARS: [&str; 7] = [
+/// Vars and secrets alike (workerd exposes both as strings on `env`).
+const VARS: [&str; 11] = [
     "API_HOSTS",
     "PLATFORM_ZONE",
     "CORS_ORIGINS",
@@ -27,13 +37,24 @@ const VARS: [&str; 7] = [
     "DISPATCH_CPU_MS",
     "DISPATCH_SUBREQUESTS",
     "ENABLE_TEST_PANIC",
+    "RATE_LIMITS",
+    "RATE_LIMIT_FAILURE_MODE",
+    "TOKEN_KEYS",
+    "ADMIN_API_KEY",
 ];
 
 /// The raw values of `VARS`, in order (an array, so indexing is checked at compile time).
 type Raw = [Option<String>; VARS.len()];
 
+struct Cached {
+    /// The `env` object these values were read from.
+    env: JsValue,
+    raw: Raw,
+    config: Rc<Config>,
+}
+
 thread_local! {
-    static CACHE: RefCell<Option<(Raw, Rc<Config>)>> = const { RefCell::new(None) };
+    static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
 }
 
 pub fn var(env: &Env, name: &str) -> Option<String> {
@@ -44,16 +65,28 @@ pub fn var(env: &Env, name: &str) -> Option<String> {
 }
 
 pub fn load(env: &Env) -> Rc<Config> {
+    let same_env = CACHE.with(|cache| {
+        cache
+            .borrow()
+            .as_ref()
+            .filter(|c| Object::is(&c.env, env))
+            .map(|c| c.config.clone())
+    });
+    if let Some(config) = same_env {
+        return config;
+    }
     let raw: Raw = VARS.map(|v| var(env, v));
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
-        if let Some((seen, config)) = cache.as_ref() {
-            if *seen == raw {
-                return config.clone();
-            }
-        }
-        let config = Rc::new(parse(&raw));
-        *cache = Some((raw, config.clone()));
+        let config = match cache.as_ref().filter(|c| c.raw == raw) {
+            Some(c) => c.config.clone(),
+            None => Rc::new(parse(&raw)),
+        };
+        *cache = Some(Cached {
+            env: JsValue::from(env.clone()),
+            raw,
+            config: config.clone(),
+        });
         config
     })
 }
@@ -78,5 +111,9 @@ fn parse(raw: &Raw) -> Config {
         dispatch_cpu_ms: num(4, 50.0).clamp(1.0, 30_000.0) as u32,
         dispatch_subrequests: num(5, 50.0).clamp(1.0, 1_000.0) as u32,
         test_panic: raw[6].as_deref() == Some("1"),
+        rate_limits: raw[7].clone(),
+        rate_limit_failure_mode: raw[8].clone(),
+        token_keys: raw[9].clone(),
+        admin_api_key: raw[10].clone(),
     }
 }

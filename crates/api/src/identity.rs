@@ -27,7 +27,7 @@ use rpc::auth::{revoked_session_key, user_role_key, Validation};
 use rpc::AuthClient;
 use worker::{Env, Request};
 
-use crate::config::var;
+use crate::config;
 use crate::context::{CredentialKind, Identity, Role};
 use crate::error::ApiError;
 use crate::log;
@@ -68,11 +68,7 @@ pub async fn identify(req: &Request, env: &Env) -> Result<Option<Identity>, ApiE
 /// `X-API-Key` equal to the `ADMIN_API_KEY` secret is the platform admin (constant-time
 /// comparison; unset means no such key exists).
 fn admin_identity(env: &Env, key: &str) -> Option<Identity> {
-    let admin_key = env
-        .secret("ADMIN_API_KEY")
-        .ok()
-        .map(|s| s.to_string())
-        .or_else(|| var(env, "ADMIN_API_KEY"))?;
+    let admin_key = config::load(env).admin_api_key.clone()?;
     if admin_key.is_empty() || !constant_time_eq(admin_key.as_bytes(), key.as_bytes()) {
         return None;
     }
@@ -197,12 +193,7 @@ pub fn role_changed_here(user_id: &str) {
 // Tokens: verified here; revocation and role changes read from AUTH_CACHE (cached)
 
 fn token_keys(env: &Env) -> Option<Rc<KeySet>> {
-    let raw = env
-        .secret("TOKEN_KEYS")
-        .ok()
-        .map(|s| s.to_string())
-        .or_else(|| var(env, "TOKEN_KEYS"))
-        .unwrap_or_default();
+    let raw = config::load(env).token_keys.clone().unwrap_or_default();
     MEMORY.with(|m| {
         let mut m = m.borrow_mut();
         if let Some((seen, keys)) = &m.keys {
