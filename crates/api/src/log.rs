@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::context::RequestCtx;
@@ -19,6 +20,40 @@ pub fn event(level: &str, message: &str, fields: &[(&str, &str)]) {
     emit(level, &Value::Object(line));
 }
 
+/// The request's line: the contract's fields, serialized straight from borrowed values.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestLine<'a> {
+    level: &'a str,
+    message: &'a str,
+    request_id: &'a str,
+    trace_id: String,
+    method: &'a str,
+    host: &'a str,
+    path: &'a str,
+    status: u16,
+    duration_ms: u64,
+    strategy: Option<&'a str>,
+    service: Option<String>,
+    user_id: Option<&'a str>,
+    /// Which kind of credential identified the caller (never the credential itself).
+    credential: Option<&'a str>,
+    ip: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<RateLine<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limiter_failure: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct RateLine<'a> {
+    policy: &'a str,
+    allowed: bool,
+    remaining: u32,
+}
+
 /// The request's line, written once at the end of the pipeline.
 pub fn request(rc: &RequestCtx, status: u16, duration_ms: u64) {
     let level = if status >= 500 {
@@ -28,37 +63,44 @@ pub fn request(rc: &RequestCtx, status: u16, duration_ms: u64) {
     } else {
         "info"
     };
-    let mut line = json!({
-        "level": level,
-        "message": "request",
-        "requestId": rc.request_id,
-        "traceId": rc.trace.trace_id_hex(),
-        "method": rc.method,
-        "host": rc.host,
-        "path": rc.path,
-        "status": status,
-        "durationMs": duration_ms,
-        "strategy": rc.strategy().map(|s| s.as_str()),
-        "service": rc.service(),
-        "userId": rc.identity.as_ref().map(|i| i.user_id.as_str()),
-        // Which kind of credential identified the caller (never the credential itself).
-        "credential": rc.identity.as_ref().map(|i| i.via.as_str()),
-        "ip": rc.ip,
-    });
-    if let Some((policy, decision)) = &rc.rate {
-        line["rateLimit"] = json!({"policy": policy.name, "allowed": decision.allowed, "remaining": decision.remaining});
+    let line = RequestLine {
+        level,
+        message: "request",
+        request_id: &rc.request_id,
+        trace_id: rc.trace.trace_id_hex(),
+        method: &rc.method,
+        host: &rc.host,
+        path: &rc.path,
+        status,
+        duration_ms,
+        strategy: rc.strategy().map(|s| s.as_str()),
+        service: rc.service(),
+        user_id: rc.identity.as_ref().map(|i| i.user_id.as_str()),
+        credential: rc.identity.as_ref().map(|i| i.via.as_str()),
+        ip: rc.ip.as_deref(),
+        rate_limit: rc.rate.as_ref().map(|(policy, decision)| RateLine {
+            policy: &policy.name,
+            allowed: decision.allowed,
+            remaining: decision.remaining,
+        }),
+        limiter_failure: rc.limiter_failure.as_deref(),
+        error: rc.log_error.as_deref(),
+    };
+    match serde_json::to_string(&line) {
+        Ok(text) => write(level, &text),
+        Err(e) => event(
+            "error",
+            "request line not serializable",
+            &[("error", &e.to_string())],
+        ),
     }
-    if let Some(failure) = &rc.limiter_failure {
-        line["limiterFailure"] = json!(failure);
-    }
-    if let Some(error) = &rc.log_error {
-        line["error"] = json!(error);
-    }
-    emit(level, &line);
 }
 
 fn emit(level: &str, line: &Value) {
-    let text = line.to_string();
+    write(level, &line.to_string());
+}
+
+fn write(level: &str, text: &str) {
     match level {
         "error" => worker::console_error!("{text}"),
         "warn" => worker::console_warn!("{text}"),
