@@ -13,7 +13,7 @@ export CI="${CI:-}"
 
 WORKERS=(api db auth do)
 # Cargo package of each worker crate (the service crates are suffixed to keep `do` legal).
-declare -A PACKAGE=([api]=api [db]=db-service [auth]=auth-service [do]=do-service)
+declare -A PACKAGE=([api]=api [db]=db-service [auth]=auth-service [do]=do-service [bench-floor]=bench-floor)
 
 say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 
