@@ -12,6 +12,7 @@ import { platformOptions, applyMigrations, ROOT, COMPATIBILITY_DATE } from "./pl
 import { request } from "../tests/helpers.mjs";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const OUT = process.env.BENCH_OUT ?? path.join(ROOT, "bench-results/bench.json");
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
 const ROUNDS = 2; // A B A B
 const DIRECT = [{ host: "127.0.0.1", port: 0 }];
@@ -99,6 +100,7 @@ const toMs = (v) => { const m = /^([\d.]+)(us|ms|s)$/.exec(v); if (!m) return Na
 // wrk runs asynchronously: workerd's output is drained by this process, so blocking it
 // (execFileSync) fills the pipe, stalls workerd and makes every run measure nothing.
 const execFileAsync = promisify(execFile);
+let wrongAnswers = 0; // non-2xx responses in any timed run: the numbers would not be the scenario's
 async function wrk(target, connections) {
   const args = ["-t1", `-c${connections}`, `-d${SECONDS}s`, "--latency", "-s", luaFor(target)];
   // "Host" capitalised: wrk adds its own Host header unless one is named exactly so (a duplicate is a 400).
@@ -111,6 +113,7 @@ async function wrk(target, connections) {
   // "Socket errors: connect 0, read 0, write 0, timeout 3": every count, summed.
   const socketErrors = [...(/Socket errors:(.*)/.exec(out)?.[1] ?? "").matchAll(/\d+/g)].reduce((t, m) => t + Number(m[0]), 0);
   if (!(rps > 0)) throw new Error(`wrk measured nothing for ${target.url}:\n${out}`);
+  wrongAnswers += non2xx;
   return { rps, p50, p99, errors: non2xx + socketErrors };
 }
 
@@ -156,8 +159,8 @@ const sizes = ["api", "db", "auth", "do"].map((w) => {
 });
 
 const machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? "?", memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, seconds: SECONDS, connections: CONNECTIONS, rounds: ROUNDS };
-mkdirSync(path.join(ROOT, "bench-results"), { recursive: true });
-writeFileSync(path.join(ROOT, "bench-results/bench.json"), JSON.stringify({ date: new Date().toISOString(), machine, results, sizes }, null, 2));
+mkdirSync(path.dirname(OUT), { recursive: true });
+writeFileSync(OUT, JSON.stringify({ date: new Date().toISOString(), machine, results, sizes }, null, 2));
 
 const f = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : "?");
 console.log(`\nmachine: ${machine.cpus} × ${machine.model}, ${machine.memGiB} GiB, Node ${machine.node}; wrk -t1, ${SECONDS} s per run, A B A B; throughput at -c${CONNECTIONS}, latency at -c1\n`);
@@ -180,5 +183,8 @@ const goals = [
 ];
 console.log("\n| goal | this run | met |\n| --- | --- | --- |");
 for (const [goal, value, met] of goals) console.log(`| ${goal} | ${value} | ${met ? "yes" : "no"} |`);
-const file = path.join(ROOT, "bench-results/bench.json");
-writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, "utf8")), goals: goals.map(([goal, value, met]) => ({ goal, value, met })) }, null, 2));
+writeFileSync(OUT, JSON.stringify({ ...JSON.parse(readFileSync(OUT, "utf8")), goals: goals.map(([goal, value, met]) => ({ goal, value, met })) }, null, 2));
+if (wrongAnswers > 0) {
+  console.error(`bench: ${wrongAnswers} responses were not 2xx; these numbers do not measure the scenarios`);
+  process.exitCode = 1;
+}

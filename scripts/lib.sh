@@ -91,3 +91,11 @@ build_workers() {
   [ "$failed" = 0 ] || return 1
   say "built: ${selected[*]}"
 }
+
+# wrk (Debian package), for scripts/bench and the bench smoke step of scripts/test.
+ensure_wrk() {
+  command -v wrk >/dev/null && return 0
+  say "installing wrk (Debian package)"
+  local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk >/dev/null
+}
