@@ -1,7 +1,8 @@
 //! limit: counts every request against its policy in the limit key's `RateLimiter` Durable
 //! Object (one `fetch` round trip answered in a header, no other I/O), records the decision
-//! for the response headers, and answers 429 over the limit. When the limiter cannot answer, the configured
-//! failure mode decides (closed → 503, open → the request proceeds unlimited), logged either way.
+//! for the response headers, and answers 429 over the limit. When the limiter cannot answer,
+//! the configured failure mode decides (closed → 503, open → the request proceeds unlimited),
+//! logged either way.
 //!
 //! Vars: `RATE_LIMITS` (JSON `LimitConfig`; absent = 100 per 60 s) and
 //! `RATE_LIMIT_FAILURE_MODE` (`open` | `closed`, default closed), parsed once per isolate.
