@@ -27,7 +27,7 @@ use rpc::auth::{revoked_session_key, user_role_key, Validation};
 use rpc::AuthClient;
 use worker::{Env, Request};
 
-use crate::config;
+use crate::config::{self, Config};
 use crate::context::{CredentialKind, Identity, Role};
 use crate::error::ApiError;
 use crate::log;
@@ -68,7 +68,8 @@ pub async fn identify(req: &Request, env: &Env) -> Result<Option<Identity>, ApiE
 /// `X-API-Key` equal to the `ADMIN_API_KEY` secret is the platform admin (constant-time
 /// comparison; unset means no such key exists).
 fn admin_identity(env: &Env, key: &str) -> Option<Identity> {
-    let admin_key = config::load(env).admin_api_key.clone()?;
+    let config = config::load(env);
+    let admin_key = config.admin_api_key.as_deref()?;
     if admin_key.is_empty() || !constant_time_eq(admin_key.as_bytes(), key.as_bytes()) {
         return None;
     }
@@ -101,8 +102,8 @@ struct Validated {
 
 #[derive(Default)]
 struct Memory {
-    /// `TOKEN_KEYS` as last seen, and what it parsed to.
-    keys: Option<(String, Option<Rc<KeySet>>)>,
+    /// The configuration `TOKEN_KEYS` was last read from, and what it parsed to.
+    keys: Option<(Rc<Config>, Option<Rc<KeySet>>)>,
     /// API keys and sessions by the SHA-256 of the credential (never the credential).
     credentials: HashMap<String, Fresh<Option<Validated>>>,
     /// KV answers: is this session handle revoked?
@@ -193,15 +194,19 @@ pub fn role_changed_here(user_id: &str) {
 // Tokens: verified here; revocation and role changes read from AUTH_CACHE (cached)
 
 fn token_keys(env: &Env) -> Option<Rc<KeySet>> {
-    let raw = config::load(env).token_keys.clone().unwrap_or_default();
+    let config = config::load(env);
     MEMORY.with(|m| {
         let mut m = m.borrow_mut();
         if let Some((seen, keys)) = &m.keys {
-            if *seen == raw {
-                return keys.clone();
+            // The same configuration (one pointer comparison per request), or a new one whose
+            // TOKEN_KEYS did not change: no re-parse.
+            if Rc::ptr_eq(seen, &config) || seen.token_keys == config.token_keys {
+                let keys = keys.clone();
+                m.keys = Some((config, keys.clone()));
+                return keys;
             }
         }
-        let keys = match KeySet::from_config(&raw) {
+        let keys = match KeySet::from_config(config.token_keys.as_deref().unwrap_or_default()) {
             Ok(keys) => Some(Rc::new(keys)),
             Err(e) => {
                 // Logged once per configuration: every bearer token is refused until fixed.
@@ -213,7 +218,7 @@ fn token_keys(env: &Env) -> Option<Rc<KeySet>> {
                 None
             }
         };
-        m.keys = Some((raw, keys.clone()));
+        m.keys = Some((config, keys.clone()));
         keys
     })
 }

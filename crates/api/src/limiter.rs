@@ -16,7 +16,7 @@ use futures_util::future::{select, Either};
 use gateway::ratelimit::{limit_key, route_key, Decision, FailureMode, LimitConfig, Policy};
 use worker::{Delay, Env};
 
-use crate::config;
+use crate::config::{self, Config};
 use crate::context::RequestCtx;
 use crate::error::ApiError;
 use crate::log;
@@ -35,9 +35,10 @@ struct Settings {
     failure_mode: FailureMode,
 }
 
-/// Parsed settings with the raw vars they came from: re-parsed only when a var changes.
+/// Parsed settings with the configuration they came from: re-parsed only when `config::load`
+/// hands out a new `Config` (a var changed), so a request costs a pointer comparison.
 struct Cached {
-    raw: [Option<String>; 2],
+    config: Rc<Config>,
     settings: Rc<Settings>,
 }
 
@@ -123,18 +124,17 @@ async fn decide(env: &Env, key: &str, policy: &Policy) -> Result<Decision, Strin
 
 fn settings(env: &Env) -> Rc<Settings> {
     let config = config::load(env);
-    let raw = [
-        config.rate_limits.clone(),
-        config.rate_limit_failure_mode.clone(),
-    ];
     SETTINGS.with(|cache| {
         let mut cache = cache.borrow_mut();
-        if let Some(cached) = cache.as_ref().filter(|c| c.raw == raw) {
+        if let Some(cached) = cache.as_ref().filter(|c| Rc::ptr_eq(&c.config, &config)) {
             return cached.settings.clone();
         }
-        let settings = Rc::new(parse(raw[0].as_deref(), raw[1].as_deref()));
+        let settings = Rc::new(parse(
+            config.rate_limits.as_deref(),
+            config.rate_limit_failure_mode.as_deref(),
+        ));
         *cache = Some(Cached {
-            raw,
+            config,
             settings: settings.clone(),
         });
         settings
