@@ -11,7 +11,7 @@ const CONFIGS = [
     name: "api",
     config: "wrangler.jsonc",
     bindings: [
-      ["RATE_LIMITER", "Durable Object"], ["ROUTES_CACHE", "KV Namespace"], ["AUTH_CACHE", "KV Namespace"],
+      ["RATE_LIMITER", "Durable Object"], ["TENANT_RATE_LIMITER", "Rate Limit"], ["ROUTES_CACHE", "KV Namespace"], ["AUTH_CACHE", "KV Namespace"],
       ["WAITLIST_DB", "D1 Database"], ["DB_SERVICE", "Worker"], ["AUTH_SERVICE", "Worker"], ["DO_SERVICE", "Worker"],
       ["ASSETS", "Assets"], ["ANALYTICS", "Analytics Engine"], ["PRODUCTION", "Dispatch Namespace"], ["STAGING", "Dispatch Namespace"], ["DEVELOPMENT", "Dispatch Namespace"],
     ],

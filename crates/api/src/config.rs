@@ -26,10 +26,12 @@ pub struct Config {
     pub rate_limit_failure_mode: Option<String>,
     pub token_keys: Option<String>,
     pub admin_api_key: Option<String>,
+    /// `RATE_LIMIT_SHARDS`: limiter shards (objects) the exact limit keys are spread over.
+    pub rate_limit_shards: Option<u32>,
 }
 
 /// Vars and secrets alike (workerd exposes both as strings on `env`).
-const VARS: [&str; 11] = [
+const VARS: [&str; 12] = [
     "API_HOSTS",
     "PLATFORM_ZONE",
     "CORS_ORIGINS",
@@ -41,6 +43,7 @@ const VARS: [&str; 11] = [
     "RATE_LIMIT_FAILURE_MODE",
     "TOKEN_KEYS",
     "ADMIN_API_KEY",
+    "RATE_LIMIT_SHARDS",
 ];
 
 /// The raw values of `VARS`, in order (an array, so indexing is checked at compile time).
@@ -115,5 +118,9 @@ fn parse(raw: &Raw) -> Config {
         rate_limit_failure_mode: raw[8].clone(),
         token_keys: raw[9].clone(),
         admin_api_key: raw[10].clone(),
+        rate_limit_shards: raw[11]
+            .as_deref()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .map(|n| n.clamp(1, gateway::limitshard::MAX_SHARDS)),
     }
 }

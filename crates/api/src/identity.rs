@@ -16,7 +16,10 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::rc::Rc;
+
+use lru::LruCache;
 
 use gateway::token::{
     constant_time_eq, credential, is_session_id, parse_api_key, role_permissions, session_handle,
@@ -38,6 +41,8 @@ const FRESH_MS: f64 = 4_000.0;
 /// Bounded memory: past this many entries a map drops its stale ones (or, if all are fresh,
 /// everything; a cache miss only costs a lookup).
 const MAX_ENTRIES: usize = 10_000;
+/// The credential cache holds this many answers and evicts the least recently used.
+const MAX_CREDENTIALS: usize = 10_000;
 /// Local revocations are kept as long as a token they could affect may live.
 const LOCAL_REVOCATION_MS: f64 = (ACCESS_TOKEN_TTL_SECS as f64 + 300.0) * 1000.0;
 
@@ -102,10 +107,13 @@ struct Validated {
 
 #[derive(Default)]
 struct Memory {
+    // (`credentials` is created on first use: `LruCache` has no `Default`.)
     /// The configuration `TOKEN_KEYS` was last read from, and what it parsed to.
     keys: Option<(Rc<Config>, Option<Rc<KeySet>>)>,
-    /// API keys and sessions by the SHA-256 of the credential (never the credential).
-    credentials: HashMap<String, Fresh<Option<Validated>>>,
+    /// API keys and sessions by the SHA-256 of the credential (never the credential), least
+    /// recently used evicted first, so a flood of new credentials cannot flush the keys of
+    /// callers in steady use.
+    credentials: Option<LruCache<String, Fresh<Option<Validated>>>>,
     /// KV answers: is this session handle revoked?
     session_revoked: HashMap<String, Fresh<bool>>,
     /// KV answers: the user's current role, if it changed after tokens were issued.
@@ -118,6 +126,14 @@ struct Memory {
 
 thread_local! {
     static MEMORY: RefCell<Memory> = RefCell::new(Memory::default());
+}
+
+impl Memory {
+    fn credentials(&mut self) -> &mut LruCache<String, Fresh<Option<Validated>>> {
+        self.credentials.get_or_insert_with(|| {
+            LruCache::new(NonZeroUsize::new(MAX_CREDENTIALS).unwrap_or(NonZeroUsize::MIN))
+        })
+    }
 }
 
 fn now_ms() -> f64 {
@@ -162,7 +178,7 @@ fn mark_revoked(memory: &mut Memory, key: String) {
 pub fn session_revoked_here(handle: &str) {
     MEMORY.with(|m| {
         let mut m = m.borrow_mut();
-        m.credentials.remove(handle);
+        m.credentials().pop(handle);
         m.session_revoked.remove(handle);
         mark_revoked(&mut m, format!("session:{handle}"));
     });
@@ -172,8 +188,15 @@ pub fn session_revoked_here(handle: &str) {
 pub fn api_key_revoked_here(key_id: &str) {
     MEMORY.with(|m| {
         let mut m = m.borrow_mut();
-        m.credentials
-            .retain(|_, e| e.value.as_ref().and_then(|v| v.key_id.as_deref()) != Some(key_id));
+        let stale: Vec<String> = m
+            .credentials()
+            .iter()
+            .filter(|(_, e)| e.value.as_ref().and_then(|v| v.key_id.as_deref()) == Some(key_id))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in stale {
+            m.credentials().pop(&key);
+        }
         mark_revoked(&mut m, format!("key:{key_id}"));
     });
 }
@@ -355,15 +378,7 @@ where
     Fut: std::future::Future<Output = Result<Validation, rpc::RpcError>>,
 {
     let now = now_ms();
-    let cached = MEMORY.with(|m| {
-        let m = m.borrow();
-        let entry = m.credentials.get(&cache_key)?;
-        let changed = entry
-            .value
-            .as_ref()
-            .and_then(|v| m.role_changed_here.get(&v.identity.user_id).copied());
-        fresh(Some(entry), now, changed)
-    });
+    let cached = MEMORY.with(|m| cached_answer(&mut m.borrow_mut(), &cache_key, now));
     let answer = match cached {
         Some(answer) => answer,
         None => {
@@ -377,12 +392,13 @@ where
             };
             let answer = to_validated(validation, via);
             MEMORY.with(|m| {
-                remember(
-                    &mut m.borrow_mut().credentials,
+                m.borrow_mut().credentials().put(
                     cache_key,
-                    answer.clone(),
-                    now,
-                )
+                    Fresh {
+                        value: answer.clone(),
+                        asked_ms: now,
+                    },
+                );
             });
             answer
         }
@@ -402,6 +418,48 @@ where
                 .is_some_and(|h| revoked_here(&m, &format!("session:{h}")))
     });
     (!revoked).then_some(Ok(answer.identity))
+}
+
+/// The fresh cached answer for a credential hash (marking it recently used), if any.
+fn cached_answer(memory: &mut Memory, cache_key: &str, now: f64) -> Option<Option<Validated>> {
+    let changed_for = |m: &Memory, e: &Fresh<Option<Validated>>| {
+        e.value
+            .as_ref()
+            .and_then(|v| m.role_changed_here.get(&v.identity.user_id).copied())
+    };
+    let entry = memory.credentials.as_mut()?.get(cache_key)?;
+    let (value, asked_ms) = (entry.value.clone(), entry.asked_ms);
+    let entry = Fresh { value, asked_ms };
+    let changed = changed_for(memory, &entry);
+    fresh(Some(&entry), now, changed)
+}
+
+/// Whether identifying this request would ask auth: an API key or session id in our format
+/// that this isolate holds no fresh answer for (not the admin key, not a token, not a
+/// malformed credential, which are all decided here without a lookup).
+pub fn needs_lookup(req: &Request, env: &Env) -> bool {
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let (authorization, api_key, cookie) = (
+        header("authorization"),
+        header("x-api-key"),
+        header("cookie"),
+    );
+    let cache_key = match credential(
+        authorization.as_deref(),
+        api_key.as_deref(),
+        cookie.as_deref(),
+    ) {
+        Ok(Some(Credential::ApiKey(key))) => {
+            if admin_identity(env, key).is_some() || parse_api_key(key).is_none() {
+                return false;
+            }
+            sha256_hex(key.as_bytes())
+        }
+        Ok(Some(Credential::Session(id))) if is_session_id(id) => session_handle(id),
+        _ => return false,
+    };
+    let now = now_ms();
+    MEMORY.with(|m| cached_answer(&mut m.borrow_mut(), &cache_key, now).is_none())
 }
 
 fn to_validated(validation: Validation, via: CredentialKind) -> Option<Validated> {

@@ -1,62 +1,73 @@
-//! The `RateLimiter` Durable Object: one object per limit key (`gateway::ratelimit::limit_key`),
-//! the single place where that key's requests are decided. It keeps the key's
-//! `gateway::ratelimit::SlidingLog` in memory and appends each accepted request to its SQLite
-//! storage, so a decision is one in-memory check plus (only when accepted) one local SQL insert.
+//! The `RateLimiter` Durable Object: one limiter shard (`gateway::limitshard`), holding the
+//! exact sliding logs of every limit key that hashes to it. A decision is made in memory and
+//! answered at once; nothing is written on the way, so no answer waits for a storage commit.
+//! Accepted entries reach storage in a flush at most `FLUSH_MS` later (one SQLite row per
+//! dirty key, one commit per flush, off the response path).
 //!
-//! Why this is exact under concurrency: one object per key, and a check has no `await` between
-//! reading the log and recording the entry, so concurrent requests are decided strictly one
-//! after another whichever isolate sent them.
+//! What a crash, eviction or deploy can forget: the entries accepted in the last `FLUSH_MS`
+//! before it (plus the commit then in flight), never more than one limit's worth per key. A
+//! shard that is left alone for `FLUSH_MS` has written everything: a clean restart forgets
+//! nothing. Restored logs are compacted conservatively (never expire early), so a restart can
+//! only under-admit, never over-admit.
 //!
-//! Why every accepted entry is persisted before the answer leaves: an object loses its memory
-//! on eviction, crash, relocation and every deploy; if it then forgot the entries of the current
-//! window, it would admit up to a whole extra window's worth. The insert is a synchronous SQL
-//! statement, and the runtime's output gate holds the response until it is durable, so no
-//! caller ever sees an "allowed" that storage does not know about. Rejections write nothing.
+//! Storage: table `logs(k TEXT PRIMARY KEY, v TEXT)` (`gateway::limitshard::encode_log`),
+//! created by the first flush. One alarm per shard deletes idle rows left by evicted memory.
+//! Objects of the earlier one-object-per-key layout (tables `accepted`, `meta`) are wiped by
+//! their own pending alarm.
 //!
-//! Storage: table `accepted(t)` (one row per accepted request, ms) and `meta` (the window, for
-//! the alarm). An alarm at `SlidingLog::idle_at` prunes expired rows and, once the key is idle,
-//! deletes everything, so idle keys cost no storage.
-//!
-//! Protocol (reached only through the `RATE_LIMITER` binding, never publicly):
-//! `GET /check?name=…&limit=…&windowMs=…` → 200 with the decision in header
-//! `x-ratelimit-decision` (`Decision::to_wire`) and no body; 400 on a bad policy.
-//! `GET /inspect` → 200 `{tables, stored, alarmAt}` (for tests and operators: whether any
-//! storage exists, rows kept, alarm time).
+//! Protocol (only through the `RATE_LIMITER` binding, never publicly):
+//! `GET /check?key=…&cost=…&name=…&limit=…&windowMs=…` (`CheckRequest::to_query`) → 200 with
+//! the decision in header `x-ratelimit-decision`, no body; 400 on a bad request.
+//! `GET /inspect[?key=…]` → 200 `{keys, pending, rows, stored, alarmAt}` for tests and operators.
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
 
-use gateway::ratelimit::{Decision, Policy, SlidingLog, MAX_WINDOW_SECS};
+use gateway::limitshard::{stored_idle_at, stored_is_idle, CheckRequest, ShardState, FLUSH_MS};
 use serde::Deserialize;
 use serde_json::json;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::DurableObjectStorage;
 use worker::{
-    durable_object, DurableObject, Env, Request, Response, Result, ScheduledTime, SqlStorage,
+    durable_object, Delay, DurableObject, Env, Request, Response, Result, SqlStorage,
     SqlStorageValue, State,
 };
 
-/// A request counts one unit; the algorithm supports more, the api has no use for it yet.
-const COST: u32 = 1;
+/// A sweep (forgetting idle keys) runs with a flush at most this often.
+const SWEEP_EVERY_MS: f64 = 10_000.0;
+/// Rows the clean-up alarm examines per run; more wait for the next run.
+const ALARM_BATCH: usize = 1_000;
 
 #[durable_object]
 pub struct RateLimiter {
     state: State,
-    /// The key's log; `None` until loaded from storage (after construction or a clean-up).
-    log: RefCell<Option<SlidingLog>>,
-    /// When the clean-up alarm is known to be set for (ms); `None` = unknown or unset, so the
-    /// next accepted request sets it. Keeps alarm writes to about one per idle period.
-    alarm_at: Cell<Option<u64>>,
-    /// The window last written to `meta` by this instance; `None` = not yet written.
-    stored_window: Cell<Option<u64>>,
+    inner: Rc<Inner>,
+}
+
+/// What the background flush shares with request handlers.
+struct Inner {
+    shard: RefCell<ShardState>,
+    sql: SqlStorage,
+    storage: DurableObjectStorage,
+    flush_scheduled: Cell<bool>,
+    /// `Some(true)` once table `logs` is known to exist; `None` = not checked yet.
+    table: Cell<Option<bool>>,
+    /// An alarm is known to be pending (set by this instance).
+    alarm_set: Cell<bool>,
+    last_sweep_ms: Cell<f64>,
 }
 
 #[derive(Deserialize)]
-struct Stamp {
-    t: f64,
+struct Row {
+    k: String,
+    v: String,
 }
 
-/// `MAX(t)` of an empty table is one row with a NULL.
 #[derive(Deserialize)]
-struct Newest {
-    t: Option<f64>,
+struct Value {
+    v: String,
 }
 
 #[derive(Deserialize)]
@@ -64,192 +75,277 @@ struct Count {
     n: f64,
 }
 
-#[derive(Deserialize)]
-struct Setting {
-    v: f64,
-}
-
 impl DurableObject for RateLimiter {
     fn new(state: State, _env: Env) -> Self {
-        RateLimiter {
-            state,
-            log: RefCell::new(None),
-            alarm_at: Cell::new(None),
-            stored_window: Cell::new(None),
-        }
+        let storage = state.storage();
+        let inner = Rc::new(Inner {
+            shard: RefCell::new(ShardState::new()),
+            sql: storage.sql(),
+            // The raw storage (a handle on the same JS object), for the background flush's alarm.
+            storage: JsValue::from(storage.as_raw()).unchecked_into(),
+            flush_scheduled: Cell::new(false),
+            table: Cell::new(None),
+            alarm_set: Cell::new(false),
+            last_sweep_ms: Cell::new(js_sys::Date::now()),
+        });
+        RateLimiter { state, inner }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
         let url = req.url()?;
         match url.path() {
-            "/check" => match Policy::from_query(url.query().unwrap_or("")) {
-                Ok(policy) => self.check(&policy).await,
+            "/check" => match CheckRequest::from_query(url.query().unwrap_or("")) {
+                Ok(request) => self.check(&request),
                 Err(e) => Response::error(e.to_string(), 400),
             },
-            "/inspect" => self.inspect().await,
+            "/inspect" => self.inspect(
+                url.query_pairs()
+                    .find(|(k, _)| k == "key")
+                    .map(|(_, v)| v.into_owned()),
+            ),
             _ => Response::error("not found", 404),
         }
     }
 
-    /// Clean-up: drop rows that left the window; when none is left, delete the key's storage
-    /// entirely, otherwise come back when the newest row expires.
+    /// Clean-up: write what is pending, forget idle keys, delete idle rows that no memory
+    /// holds (left by an evicted instance), and come back while rows remain.
     async fn alarm(&self) -> Result<Response> {
-        let sql = self.state.storage().sql();
-        ensure_schema(&sql)?;
+        let inner = &self.inner;
+        inner.alarm_set.set(false);
+        if has_table(&inner.sql, "accepted")? {
+            // An object of the one-object-per-key layout: its data no longer counts.
+            self.state.storage().delete_all().await?;
+            return Response::empty();
+        }
+        flush_now(inner, true).await;
+        if !inner.table_exists()? {
+            return Response::empty();
+        }
         let now = now_ms();
-        // The window in force when the alarm was set; if it is missing (it never should be),
-        // assume the longest allowed one so nothing still counting is deleted.
-        let window = sql
-            .exec("SELECT v FROM meta WHERE k = 'window_ms'", None)?
-            .to_array::<Setting>()?
-            .first()
-            .map_or(MAX_WINDOW_SECS * 1000, |s| s.v as u64);
-        sql.exec(
-            "DELETE FROM accepted WHERE t <= ?",
-            vec![sql_int(now.saturating_sub(window))],
-        )?;
-        let newest = sql
-            .exec("SELECT MAX(t) AS t FROM accepted", None)?
-            .to_array::<Newest>()?
-            .first()
-            .and_then(|row| row.t)
-            .map(|t| t as u64);
-        match newest {
-            None => {
-                // Idle: the memory copy holds only expired entries; drop it with the storage
-                // so the next request starts from (recreated) empty tables.
-                *self.log.borrow_mut() = None;
-                self.alarm_at.set(None);
-                self.stored_window.set(None);
-                self.state.storage().delete_all().await?;
+        let rows = inner
+            .sql
+            .exec(
+                "SELECT k, v FROM logs LIMIT ?",
+                vec![SqlStorageValue::Integer(ALARM_BATCH as i64)],
+            )?
+            .to_array::<Row>()?;
+        let mut next: Option<u64> = None;
+        let full = rows.len() == ALARM_BATCH;
+        for row in rows {
+            if inner.shard.borrow().knows(&row.k) {
+                continue; // memory is the truth for this key; the sweep handled it
             }
-            Some(t) => self.schedule_alarm(t.saturating_add(window)).await?,
+            if stored_is_idle(&row.v, now) {
+                inner.sql.exec(
+                    "DELETE FROM logs WHERE k = ?",
+                    vec![SqlStorageValue::String(row.k)],
+                )?;
+            } else if let Some(at) = stored_idle_at(&row.v) {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        let remaining = count(&inner.sql, "SELECT COUNT(*) AS n FROM logs")?;
+        if remaining > 0 {
+            let at = if full {
+                now + 1_000
+            } else {
+                next.unwrap_or(now + 60_000).max(now + FLUSH_MS)
+            };
+            set_alarm(inner, at).await;
         }
         Response::empty()
     }
 }
 
 impl RateLimiter {
-    async fn check(&self, policy: &Policy) -> Result<Response> {
-        let sql = self.state.storage().sql();
-        let now = now_ms();
-        // No await from here until the decision is recorded: this block is the critical
-        // section, and the object runs one such block at a time.
-        let (decision, idle_at) = {
-            let mut slot = self.log.borrow_mut();
-            if slot.is_none() {
-                *slot = Some(load(&sql)?);
-            }
-            let Some(log) = slot.as_mut() else {
-                return Response::error("rate-limit state unavailable", 500);
-            };
-            let decision = log.check(policy, now, COST);
-            if decision.allowed {
-                let recorded = log.newest().unwrap_or(now);
-                if let Err(e) = sql.exec(
-                    "INSERT INTO accepted (t) VALUES (?)",
-                    vec![sql_int(recorded)],
-                ) {
-                    // Storage is the truth: forget the memory copy (it holds an entry storage
-                    // lacks) and report the failure; the api applies its failure mode.
-                    *slot = None;
-                    return Err(e);
-                }
-                // The alarm prunes with the stored window, so it must follow a config change
-                // (a longer window pruned with the old one would forget entries that count).
-                if self.stored_window.get() != Some(policy.window_ms) {
-                    sql.exec(
-                        "INSERT OR REPLACE INTO meta (k, v) VALUES ('window_ms', ?)",
-                        vec![sql_int(policy.window_ms)],
-                    )?;
-                    self.stored_window.set(Some(policy.window_ms));
+    fn check(&self, request: &CheckRequest) -> Result<Response> {
+        let inner = &self.inner;
+        // No await from here to the answer: the object decides one check at a time, so
+        // concurrent requests for a key are decided strictly in order.
+        let decision = {
+            let mut shard = inner.shard.borrow_mut();
+            if !shard.knows(&request.key) {
+                let stored = inner.stored(&request.key)?;
+                if let Err(e) = shard.load(&request.key, stored.as_deref()) {
+                    crate::log::event("error", "rate limiter row unreadable", &[("error", &e)]);
                 }
             }
-            (decision, log.idle_at())
+            shard.check(request, now_ms())
         };
-        if decision.allowed && self.alarm_at.get().is_none() {
-            if let Some(at) = idle_at {
-                // The decision is already recorded; a failed alarm only delays clean-up, and
-                // the next accepted request tries again.
-                if let Err(e) = self.schedule_alarm(at).await {
-                    crate::log::event(
-                        "error",
-                        "rate limiter alarm not set",
-                        &[("error", &e.to_string())],
-                    );
-                }
-            }
+        if decision.allowed && !inner.flush_scheduled.replace(true) {
+            let inner = inner.clone();
+            self.state.wait_until(async move {
+                Delay::from(Duration::from_millis(FLUSH_MS)).await;
+                flush_now(&inner, false).await;
+            });
         }
-        // Headers only: the api reads one header and no body.
         let mut response = Response::empty()?;
-        response
-            .headers_mut()
-            .set(Decision::WIRE_HEADER, &decision.to_wire())?;
+        response.headers_mut().set(
+            gateway::ratelimit::Decision::WIRE_HEADER,
+            &decision.to_wire(),
+        )?;
         Ok(response)
     }
 
-    /// Read-only: inspecting an idle key must not recreate the storage the alarm deleted.
-    async fn inspect(&self) -> Result<Response> {
-        let sql = self.state.storage().sql();
-        let count = |query: &str| -> Result<u64> {
-            Ok(sql
-                .exec(query, None)?
-                .to_array::<Count>()?
-                .first()
-                .map_or(0, |c| c.n as u64))
-        };
-        let tables = count(
-            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'accepted'",
-        )? > 0;
-        let stored = if tables {
-            count("SELECT COUNT(*) AS n FROM accepted")?
+    /// Read-only, so inspecting never creates storage.
+    fn inspect(&self, key: Option<String>) -> Result<Response> {
+        let inner = &self.inner;
+        let table = inner.table_exists()?;
+        let rows = if table {
+            count(&inner.sql, "SELECT COUNT(*) AS n FROM logs")?
         } else {
             0
         };
-        let alarm_at = self.state.storage().get_alarm().await?;
-        Response::from_json(&json!({ "tables": tables, "stored": stored, "alarmAt": alarm_at }))
-    }
-
-    async fn schedule_alarm(&self, at_ms: u64) -> Result<()> {
-        let at = js_sys::Date::new(&wasm_bindgen::JsValue::from(at_ms as f64));
-        self.state
-            .storage()
-            .set_alarm(ScheduledTime::new(at))
-            .await?;
-        self.alarm_at.set(Some(at_ms));
-        Ok(())
+        let stored = match &key {
+            Some(k) => inner.stored(k)?.is_some(),
+            None => false,
+        };
+        let shard = inner.shard.borrow();
+        Response::from_json(&json!({
+            "keys": shard.len(),
+            "pending": shard.pending(),
+            "known": key.as_deref().is_some_and(|k| shard.knows(k)),
+            "rows": rows,
+            "stored": stored,
+            "alarm": inner.alarm_set.get(),
+            "legacy": has_table(&inner.sql, "accepted")?,
+        }))
     }
 }
 
-fn ensure_schema(sql: &SqlStorage) -> Result<()> {
-    sql.exec(
-        "CREATE TABLE IF NOT EXISTS accepted (t INTEGER NOT NULL)",
-        None,
-    )?;
-    sql.exec(
-        "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL)",
-        None,
-    )?;
-    Ok(())
+impl Inner {
+    fn table_exists(&self) -> Result<bool> {
+        if let Some(known) = self.table.get() {
+            return Ok(known);
+        }
+        let exists = has_table(&self.sql, "logs")?;
+        // Only a positive answer is final: the first flush creates the table.
+        if exists {
+            self.table.set(Some(true));
+        }
+        Ok(exists)
+    }
+
+    /// The stored row of `key` (a read: it never holds an answer).
+    fn stored(&self, key: &str) -> Result<Option<String>> {
+        if !self.table_exists()? {
+            return Ok(None);
+        }
+        Ok(self
+            .sql
+            .exec(
+                "SELECT v FROM logs WHERE k = ?",
+                vec![SqlStorageValue::String(key.to_owned())],
+            )?
+            .to_array::<Value>()?
+            .into_iter()
+            .next()
+            .map(|row| row.v))
+    }
 }
 
-/// The log as storage has it (after construction, eviction or a clean-up).
-fn load(sql: &SqlStorage) -> Result<SlidingLog> {
-    ensure_schema(sql)?;
-    let stamps = sql
-        .exec("SELECT t FROM accepted ORDER BY t", None)?
-        .to_array::<Stamp>()?;
-    Ok(SlidingLog::restore(
-        stamps.into_iter().map(|s| s.t as u64).collect(),
-    ))
+/// Writes what the shard says is pending (one synchronous burst, so one commit). On failure
+/// the keys stay dirty in memory (the decisions stand) and a later flush retries.
+async fn flush_now(inner: &Rc<Inner>, sweep: bool) {
+    inner.flush_scheduled.set(false);
+    let now = js_sys::Date::now();
+    let sweep = sweep || now - inner.last_sweep_ms.get() >= SWEEP_EVERY_MS;
+    if sweep {
+        inner.last_sweep_ms.set(now);
+    }
+    let flush = inner.shard.borrow_mut().take_flush(now_ms(), sweep);
+    if flush.is_empty() {
+        return;
+    }
+    let written = (|| -> Result<Option<u64>> {
+        if inner.table.get() != Some(true) {
+            inner.sql.exec(
+                "CREATE TABLE IF NOT EXISTS logs (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
+                None,
+            )?;
+            inner.table.set(Some(true));
+        }
+        let mut first_idle: Option<u64> = None;
+        for (k, v) in &flush.upserts {
+            if let Some(at) = stored_idle_at(v) {
+                first_idle = Some(first_idle.map_or(at, |f| f.min(at)));
+            }
+            inner.sql.exec(
+                "INSERT INTO logs (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+                vec![
+                    SqlStorageValue::String(k.clone()),
+                    SqlStorageValue::String(v.clone()),
+                ],
+            )?;
+        }
+        for k in &flush.deletes {
+            inner.sql.exec(
+                "DELETE FROM logs WHERE k = ?",
+                vec![SqlStorageValue::String(k.clone())],
+            )?;
+        }
+        Ok(first_idle)
+    })();
+    match written {
+        Ok(first_idle) => {
+            if let Some(at) = first_idle.filter(|_| !inner.alarm_set.get()) {
+                set_alarm(inner, at.max(now_ms() + FLUSH_MS)).await;
+            }
+        }
+        Err(e) => {
+            inner
+                .shard
+                .borrow_mut()
+                .mark_dirty(flush.upserts.into_iter().map(|(k, _)| k));
+            crate::log::event(
+                "error",
+                "rate limiter flush failed; retrying",
+                &[("error", &e.to_string())],
+            );
+            if !inner.flush_scheduled.replace(true) {
+                Delay::from(Duration::from_millis(FLUSH_MS * 10)).await;
+                Box::pin(flush_now(inner, false)).await;
+            }
+        }
+    }
+}
+
+async fn set_alarm(inner: &Inner, at_ms: u64) {
+    let at = js_sys::Date::new(&JsValue::from(at_ms as f64));
+    let set = match inner.storage.set_alarm(at, js_sys::Object::new()) {
+        Ok(promise) => JsFuture::from(promise).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match set {
+        Ok(()) => inner.alarm_set.set(true),
+        Err(e) => crate::log::event(
+            "error",
+            "rate limiter alarm not set",
+            &[("error", &rpc::sys::error_message(&e))],
+        ),
+    }
+}
+
+fn has_table(sql: &SqlStorage, name: &str) -> Result<bool> {
+    Ok(sql
+        .exec(
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?",
+            vec![SqlStorageValue::String(name.to_owned())],
+        )?
+        .to_array::<Count>()?
+        .first()
+        .is_some_and(|c| c.n > 0.0))
+}
+
+fn count(sql: &SqlStorage, query: &str) -> Result<u64> {
+    Ok(sql
+        .exec(query, None)?
+        .to_array::<Count>()?
+        .first()
+        .map_or(0, |c| c.n as u64))
 }
 
 /// The object's clock (ms since the epoch).
 fn now_ms() -> u64 {
     js_sys::Date::now().max(0.0) as u64
-}
-
-/// Timestamps and windows are far below 2^53, so they travel to SQLite as exact integers.
-fn sql_int(value: u64) -> SqlStorageValue {
-    SqlStorageValue::Integer(i64::try_from(value).unwrap_or(i64::MAX))
 }

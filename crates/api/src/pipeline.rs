@@ -7,7 +7,7 @@ use gateway::access::{authorize, AccessLevel};
 use gateway::host::normalize_host;
 use gateway::ids::{accept_request_id, TraceParent};
 use gateway::registry::{self, ServiceKind};
-use gateway::router::{route, Route};
+use gateway::router::{route, Route, TrafficClass};
 use worker::{Context, Env, Method, Request, Response};
 
 use crate::config::{self, Config};
@@ -88,7 +88,7 @@ async fn run(
         Ok(host) => host,
         Err(e) => {
             // Counted too (by client IP): every request costs quota, malformed ones included.
-            limiter::limit(env, rc).await?;
+            limiter::limit(env, rc, 1).await?;
             return Err(ApiError::BadRequest(format!("invalid Host header: {e}")));
         }
     };
@@ -106,9 +106,16 @@ async fn run(
     // identify: only for the platform's own routes. User workers and waitlist pages are
     // anonymous to us: their Authorization headers and cookies belong to them, so a foreign
     // credential there is passed on, never answered with our 401.
+    let mut address_charged = false;
     let identified = if matches!(target, Route::UserWorker { .. } | Route::Waitlist { .. }) {
         Ok(None)
     } else {
+        // A credential this isolate has not seen costs the address a unit first, so a flood
+        // of made-up keys or session ids is refused here, never looked up.
+        if identity::needs_lookup(req, env) {
+            limiter::charge_address(env, rc).await?;
+            address_charged = true;
+        }
         identity::identify(req, env).await
     };
     match &identified {
@@ -116,15 +123,30 @@ async fn run(
         Err(_) => rc.clear_session_cookie = presents_only_session_cookie(req),
     }
 
-    // limit: every request on every host, /health and failed credentials included.
-    limiter::limit(env, rc).await?;
+    // A JSON-RPC batch is N units of work for the services, so it costs N units; its body
+    // is read (capped) here to count them, and handed to the adapter.
+    let rpc_plan = if matches!(target, Route::Rpc) && req.method() == Method::Post {
+        Some(adapters::rpc::read_plan(req).await)
+    } else {
+        None
+    };
+    let cost = match &rpc_plan {
+        Some(Ok(plan)) => adapters::rpc::cost(plan),
+        _ => 1,
+    };
+
+    // limit: every request on every host, /health and failed credentials included (an
+    // unknown credential that failed has paid already, with the address's unit).
+    if !(address_charged && rc.identity.is_none()) {
+        limiter::limit(env, rc, cost).await?;
+    }
     identified?;
 
     if req.method() == Method::Options && cors::is_preflight(req) {
         return Ok(cors::preflight(req, config));
     }
 
-    call(req, env, ctx, config, rc, target).await
+    call(req, env, ctx, config, rc, target, rpc_plan).await
 }
 
 /// True when the request's only credential is a session cookie (no Bearer, no API key).
@@ -160,6 +182,7 @@ async fn call(
     config: &Config,
     rc: &RequestCtx,
     target: Route,
+    rpc_plan: Option<Result<gateway::jsonrpc::Plan, ApiError>>,
 ) -> Result<Response, ApiError> {
     match target {
         Route::Health if config.test_panic && req.url()?.query() == Some("panic") => {
@@ -174,7 +197,7 @@ async fn call(
         Route::Health => health::respond(env).await,
         Route::Rpc => {
             require(rc, AccessLevel::Authenticated)?;
-            adapters::rpc::handle(req, env, rc).await
+            adapters::rpc::handle(req, env, rc, rpc_plan.transpose()?).await
         }
         Route::Service {
             service,
@@ -240,8 +263,15 @@ fn decorate(response: &mut Response, req: &Request, rc: &RequestCtx, config: &Co
     let _ = headers.set("traceparent", &rc.trace.to_header());
     let _ = headers.set("X-Response-Time", &format!("{duration_ms}ms"));
     if let Some((policy, decision)) = &rc.rate {
-        for (name, value) in decision.headers(policy) {
-            let _ = headers.set(name, &value);
+        // Tenant responses are the tenant's: the platform's quota shows only on its own 429.
+        let tenant = rc
+            .route
+            .as_ref()
+            .is_some_and(|r| r.traffic_class() == TrafficClass::Tenant);
+        if !tenant || !decision.allowed {
+            for (name, value) in decision.headers(policy) {
+                let _ = headers.set(name, &value);
+            }
         }
     }
     if rc.clear_session_cookie {

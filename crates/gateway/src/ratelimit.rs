@@ -320,6 +320,20 @@ impl SlidingLog {
             .is_none_or(|&newest| now - newest >= window)
     }
 
+    /// True when no entry is inside a window of `window_ms` at `now_ms` (the clock clamped
+    /// as in [`check`](Self::check)).
+    pub fn is_idle_for(&self, window_ms: u64, now_ms: u64) -> bool {
+        let now = now_ms.max(self.last_seen_ms);
+        self.entries
+            .back()
+            .is_none_or(|&newest| now - newest >= window_ms.max(1))
+    }
+
+    /// The latest time this log has seen (ms).
+    pub fn last_seen(&self) -> u64 {
+        self.last_seen_ms
+    }
+
     /// Absolute time (ms) at which the oldest entry leaves the window of the policy last
     /// checked, i.e. when a unit is next freed. `None` when empty or not yet checked since
     /// [`restore`](Self::restore).
@@ -426,6 +440,12 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl ConfigError {
+    pub fn new(reason: impl Into<String>) -> ConfigError {
+        ConfigError(reason.into())
+    }
+}
+
 /// Rate-limit policies: a default plus overrides per route (service name) and per role.
 ///
 /// Precedence in [`policy_for`](Self::policy_for): **role beats route beats default**. A role
@@ -446,6 +466,8 @@ pub struct LimitConfig {
     pub default: Policy,
     pub routes: BTreeMap<String, Policy>,
     pub roles: BTreeMap<String, Policy>,
+    /// Tenant traffic (user workers, custom domains to them, waitlist pages).
+    pub tenant: TenantLimits,
 }
 
 #[derive(Deserialize, Default)]
@@ -457,6 +479,17 @@ struct ConfigWire {
     routes: BTreeMap<String, PolicyWire>,
     #[serde(default)]
     roles: BTreeMap<String, PolicyWire>,
+    #[serde(default)]
+    tenant: Option<TenantWire>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TenantWire {
+    #[serde(default)]
+    default: Option<TenantSpec>,
+    #[serde(default)]
+    namespaces: BTreeMap<String, TenantSpec>,
 }
 
 #[derive(Deserialize, Default)]
@@ -510,10 +543,12 @@ impl LimitConfig {
         };
         let routes = section(wire.routes, "route")?;
         let roles = section(wire.roles, "role")?;
+        let tenant = TenantLimits::from_wire(wire.tenant.unwrap_or_default())?;
         Ok(LimitConfig {
             default,
             routes,
             roles,
+            tenant,
         })
     }
 
@@ -556,6 +591,169 @@ fn build_policy(
         limit,
         window_ms,
     })
+}
+
+/// How a tenant policy is enforced.
+///
+/// - `exact`: the limiter shards (the platform's own exact sliding log), one round trip.
+/// - `approximate`: the Workers Rate Limiting binding `TENANT_RATE_LIMITER` (counters kept
+///   per Cloudflare location, eventually consistent; its limit and 10 s / 60 s period are
+///   set on the binding in `wrangler.jsonc`, not here). No round trip to an object.
+/// - `off`: not limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Exact,
+    Approximate,
+    Off,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Exact => "exact",
+            Mode::Approximate => "approximate",
+            Mode::Off => "off",
+        }
+    }
+}
+
+/// The binding that serves `approximate` tenant policies.
+pub const APPROXIMATE_BINDING: &str = "TENANT_RATE_LIMITER";
+/// The built-in tenant quota: 1 000 requests per 60 s per client address and tenant, so a
+/// visitor loading a busy page (HTML, scripts, images: dozens of requests) is never throttled
+/// while a single address hammering one tenant still is.
+pub const DEFAULT_TENANT_LIMIT: u32 = 1_000;
+pub const DEFAULT_TENANT_WINDOW_SECS: u64 = 60;
+
+/// A tenant policy: its mode and, for `exact`, the quota (for `approximate` the quota lives
+/// on the binding; `policy` then only names the counter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantPolicy {
+    pub mode: Mode,
+    pub policy: Policy,
+}
+
+impl TenantPolicy {
+    /// The built-in default: `approximate` (see README, "Rate limiting": tenant pages are many
+    /// per visit and cheap for the platform; the binding costs no round trip in production).
+    pub fn builtin() -> TenantPolicy {
+        TenantPolicy {
+            mode: Mode::Approximate,
+            policy: Policy {
+                name: "tenant".to_owned(),
+                limit: DEFAULT_TENANT_LIMIT,
+                window_ms: DEFAULT_TENANT_WINDOW_SECS * 1000,
+            },
+        }
+    }
+
+    /// Builds an override from its JSON form, inheriting what it leaves out from `base`.
+    pub fn from_spec(
+        spec: &TenantSpec,
+        name: String,
+        base: &TenantPolicy,
+    ) -> Result<TenantPolicy, ConfigError> {
+        let mode = spec.mode.unwrap_or(base.mode);
+        if mode != Mode::Exact && (spec.limit.is_some() || spec.window_secs.is_some()) {
+            return Err(ConfigError(format!(
+                "{name}: limit and windowSecs apply to mode \"exact\" only (an approximate limit is set on the {APPROXIMATE_BINDING} binding)"
+            )));
+        }
+        let policy = build_policy(
+            PolicyWire {
+                name: None,
+                limit: spec.limit,
+                window_secs: spec.window_secs,
+            },
+            name,
+            &base.policy,
+        )?;
+        Ok(TenantPolicy { mode, policy })
+    }
+}
+
+/// A tenant policy as written: in `RATE_LIMITS.tenant` and as a domain route's `rateLimit`.
+/// Every field is optional and inherited (route → namespace → tenant default → built-in).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TenantSpec {
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub window_secs: Option<u64>,
+}
+
+/// Tenant policies: a default and per-namespace overrides (a domain route's own `rateLimit`
+/// beats both; see [`LimitConfig::tenant_policy`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantLimits {
+    pub default: TenantPolicy,
+    pub namespaces: BTreeMap<String, TenantPolicy>,
+}
+
+impl Default for TenantLimits {
+    fn default() -> Self {
+        TenantLimits {
+            default: TenantPolicy::builtin(),
+            namespaces: BTreeMap::new(),
+        }
+    }
+}
+
+impl TenantLimits {
+    fn from_wire(wire: TenantWire) -> Result<TenantLimits, ConfigError> {
+        let builtin = TenantPolicy::builtin();
+        let default = match wire.default {
+            Some(spec) => TenantPolicy::from_spec(&spec, "tenant".to_owned(), &builtin)?,
+            None => builtin,
+        };
+        let mut namespaces = BTreeMap::new();
+        for (ns, spec) in wire.namespaces {
+            if !matches!(ns.as_str(), "production" | "staging" | "development") {
+                return Err(ConfigError(format!(
+                    "tenant namespace {ns:?} is not production, staging or development"
+                )));
+            }
+            let policy = TenantPolicy::from_spec(&spec, format!("tenant.{ns}"), &default)?;
+            namespaces.insert(ns, policy);
+        }
+        Ok(TenantLimits {
+            default,
+            namespaces,
+        })
+    }
+}
+
+impl LimitConfig {
+    /// The policy for tenant traffic: the domain route's own (already resolved against the
+    /// namespace when the table was built is not possible, so it is resolved here), else the
+    /// namespace's, else the tenant default. `namespace` is `None` for waitlist pages.
+    pub fn tenant_policy(
+        &self,
+        namespace: Option<&str>,
+        route: Option<&TenantSpec>,
+    ) -> Result<TenantPolicy, ConfigError> {
+        let base = namespace
+            .and_then(|ns| self.tenant.namespaces.get(ns))
+            .unwrap_or(&self.tenant.default);
+        match route {
+            None => Ok(base.clone()),
+            Some(spec) => TenantPolicy::from_spec(spec, "tenant.route".to_owned(), base),
+        }
+    }
+}
+
+/// The limit key of tenant traffic: `t:{tenant}:{address}:{policy}`, with the address
+/// bucketed as in [`limit_key`] (`anon` when there is none). `tenant` is `{namespace}/{worker}`
+/// or `waitlist/{domain}`, so two tenants never share a counter.
+pub fn tenant_key(tenant: &str, ip: Option<&str>, policy: &Policy) -> String {
+    let address = ip
+        .and_then(|ip| ip.trim().parse::<IpAddr>().ok())
+        .map_or_else(|| "anon".to_owned(), ip_bucket);
+    format!("t:{tenant}:{address}:{}", policy.name)
 }
 
 /// Policy names go into header strings and limit keys: keep them to a safe token alphabet

@@ -4,6 +4,7 @@
 
 use crate::access::{required_access, AccessLevel};
 use crate::host::{normalize_host, Host, HostKind};
+use crate::ratelimit::TenantSpec;
 use crate::registry::{self, ServiceDef};
 use crate::routes::{DomainRoute, DomainRoutes, Namespace, RouteTarget};
 
@@ -110,6 +111,8 @@ pub enum Route {
         worker: String,
         access: AccessLevel,
         strategy: Strategy,
+        /// The domain route's own tenant rate limit, if it set one.
+        rate_limit: Option<TenantSpec>,
     },
     Waitlist {
         domain: String,
@@ -120,7 +123,33 @@ pub enum Route {
     RoutesUnavailable,
 }
 
+/// Who a request's traffic belongs to, which decides its rate-limit policy, whether the
+/// platform's CORS applies, and whether the platform identifies the caller by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrafficClass {
+    /// The platform's own routes: path routes, service subdomains, domain routes to services.
+    Platform,
+    /// A tenant's site or app: user workers (by suffix or custom domain) and waitlist pages.
+    Tenant,
+}
+
+impl TrafficClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrafficClass::Platform => "platform",
+            TrafficClass::Tenant => "tenant",
+        }
+    }
+}
+
 impl Route {
+    pub fn traffic_class(&self) -> TrafficClass {
+        match self {
+            Route::UserWorker { .. } | Route::Waitlist { .. } => TrafficClass::Tenant,
+            _ => TrafficClass::Platform,
+        }
+    }
+
     /// For the log line; `None` when nothing was routed.
     pub fn strategy(&self) -> Option<Strategy> {
         match self {
@@ -272,6 +301,7 @@ fn domain_route(entry: &DomainRoute, path: &str) -> Route {
             worker: worker.clone(),
             access: required_access(AccessLevel::Anon, entry.requires_auth, entry.requires_admin),
             strategy: Strategy::Domain,
+            rate_limit: entry.rate_limit.clone(),
         },
     }
 }
@@ -295,6 +325,7 @@ fn platform_worker(host: &str, cfg: &RouterConfig) -> Option<Route> {
         worker: worker.to_string(),
         access: AccessLevel::Anon,
         strategy: Strategy::Wfp,
+        rate_limit: None,
     })
 }
 
@@ -404,6 +435,7 @@ mod tests {
             worker: worker.into(),
             access: Anon,
             strategy: Strategy::Wfp,
+            rate_limit: None,
         }
     }
 
@@ -640,6 +672,7 @@ mod tests {
                     worker: "shop".into(),
                     access: Anon,
                     strategy: Domain,
+                    rate_limit: None,
                 },
             ),
             (
@@ -650,6 +683,7 @@ mod tests {
                     worker: "shop".into(),
                     access: Authenticated,
                     strategy: Domain,
+                    rate_limit: None,
                 },
             ),
             // the service subdomain wins over a domain route for the same host

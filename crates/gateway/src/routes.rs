@@ -3,6 +3,7 @@
 //! table.
 
 use crate::host::{check_name, normalize_host, HostError, HostKind};
+use crate::ratelimit::{TenantPolicy, TenantSpec};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use std::borrow::{Borrow, Cow};
@@ -80,6 +81,8 @@ pub struct DomainRoute {
     pub method: Option<String>,
     /// Free-form; carried through untouched for listings, as compact JSON text.
     pub metadata: Option<RawJson>,
+    /// The tenant rate limit of a user-worker route (validated; `mode` always given).
+    pub rate_limit: Option<TenantSpec>,
 }
 
 impl DomainRoute {
@@ -484,6 +487,8 @@ pub enum InvalidEntry {
     BadService(String),
     BadWorker(String),
     BadBinding(String),
+    /// `rateLimit` is wrong: on a service route, without a mode, or out of range.
+    RateLimit(String),
     /// The same domain (case-insensitively) as entry `first`.
     Duplicate {
         first: usize,
@@ -518,6 +523,7 @@ impl fmt::Display for InvalidEntry {
             InvalidEntry::BadService(s) => write!(f, "invalid service name {s:?}"),
             InvalidEntry::BadWorker(s) => write!(f, "invalid worker name {s:?}"),
             InvalidEntry::BadBinding(s) => write!(f, "invalid binding name {s:?}"),
+            InvalidEntry::RateLimit(why) => write!(f, "invalid rateLimit: {why}"),
             InvalidEntry::Duplicate { first } => write!(f, "duplicates entry {first}"),
         }
     }
@@ -545,6 +551,7 @@ struct RawEntry<'a> {
     #[serde(borrow)]
     method: Option<Text<'a>>,
     metadata: Option<RawJson>,
+    rate_limit: Option<TenantSpec>,
 }
 
 /// A JSON string, borrowed from the input unless it had to be unescaped. (A plain
@@ -642,6 +649,7 @@ fn compile(raw: RawEntry<'_>) -> Result<DomainRoute, (String, InvalidEntry)> {
         requires_admin,
         method,
         metadata,
+        rate_limit,
     } = raw;
     if let Err(reason) = check_domain(&domain) {
         return Err((domain.into_owned(), reason));
@@ -650,6 +658,11 @@ fn compile(raw: RawEntry<'_>) -> Result<DomainRoute, (String, InvalidEntry)> {
         Ok(target) => target,
         Err(reason) => return Err((domain.into_owned(), reason)),
     };
+    if let Some(spec) = &rate_limit {
+        if let Err(reason) = check_rate_limit(spec, &target) {
+            return Err((domain.into_owned(), reason));
+        }
+    }
     // Valid apart from case: lower-casing is the whole normalisation.
     let mut domain = domain.into_owned();
     if domain.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -662,7 +675,27 @@ fn compile(raw: RawEntry<'_>) -> Result<DomainRoute, (String, InvalidEntry)> {
         requires_admin: requires_admin.unwrap_or(false),
         method: method.map(Text::into_string),
         metadata,
+        rate_limit,
     })
+}
+
+/// A route's `rateLimit` is tenant traffic's: only on user-worker routes, with its mode
+/// spelled out (so it means the same whatever the namespace's default is), within the same
+/// bounds as `RATE_LIMITS`.
+fn check_rate_limit(spec: &TenantSpec, target: &RouteTarget) -> Result<(), InvalidEntry> {
+    if !matches!(target, RouteTarget::UserWorker { .. }) {
+        return Err(InvalidEntry::RateLimit(
+            "only user-worker routes take one (service routes use RATE_LIMITS)".into(),
+        ));
+    }
+    if spec.mode.is_none() {
+        return Err(InvalidEntry::RateLimit(
+            "\"mode\" is required (exact, approximate or off)".into(),
+        ));
+    }
+    TenantPolicy::from_spec(spec, "tenant.route".into(), &TenantPolicy::builtin())
+        .map(|_| ())
+        .map_err(|e| InvalidEntry::RateLimit(e.to_string()))
 }
 
 /// A domain must already be a normal host apart from case, optionally under one leading
@@ -916,6 +949,8 @@ mod fast {
         RequiresAdmin,
         Method,
         Metadata,
+        /// Not handled here: the entry is left to the serde path.
+        RateLimit,
         Other,
     }
 
@@ -932,6 +967,7 @@ mod fast {
                 (13, Some(b'r')) => (Field::RequiresAdmin, b"requiresAdmin"),
                 (6, Some(b'm')) => (Field::Method, b"method"),
                 (8, Some(b'm')) => (Field::Metadata, b"metadata"),
+                (9, Some(b'r')) => (Field::RateLimit, b"rateLimit"),
                 _ => return Field::Other,
             };
             if key == name {
@@ -1145,6 +1181,7 @@ mod fast {
                         Field::RequiresAdmin => set(&mut requires_admin, self.opt_bool()?)?,
                         Field::Method => set(&mut method, self.opt_string()?)?,
                         Field::Metadata => set(&mut metadata, self.opt_metadata()?)?,
+                        Field::RateLimit => return None,
                         // Ignored, as by the derive, but it must still be valid JSON.
                         Field::Other => self.value(0)?,
                     }
@@ -1166,6 +1203,7 @@ mod fast {
                 requires_admin: requires_admin.flatten(),
                 method: method.flatten(),
                 metadata: metadata.flatten(),
+                rate_limit: None,
             })
         }
 

@@ -4,17 +4,13 @@
 //! were notifications). Also the pieces `/api/do/...` shares: bounded body reading, the
 //! per-service access check, the round trip's deadline, and what a failure may show.
 
-use std::future::Future;
-use std::time::Duration;
-
-use futures_util::future::{select, Either};
 use gateway::access::{authorize, AccessDenied, AccessLevel};
 use gateway::jsonrpc::{self, settle_reply, BoundCall, Plan, RpcFailure};
 use gateway::registry;
 use rpc::do_::{CallError, CallOptions, ServiceCall};
 use rpc::DoClient;
 use serde_json::Value;
-use worker::{Delay, Env, Method, Request, Response};
+use worker::{Env, Method, Request, Response};
 
 use crate::config;
 use crate::context::RequestCtx;
@@ -27,12 +23,32 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// win and this only guards against do itself hanging.
 const DEFAULT_DEADLINE_MS: u64 = 30_000;
 
-pub async fn handle(req: &Request, env: &Env, rc: &RequestCtx) -> Result<Response, ApiError> {
-    if req.method() != Method::Post {
-        return method_not_allowed(rc, "POST");
-    }
+/// The request's plan, read from its (capped) body. The pipeline reads it before the limit
+/// phase, since a batch costs one unit per call.
+pub async fn read_plan(req: &Request) -> Result<Plan, ApiError> {
     let body = read_body(req, MAX_BODY_BYTES).await?;
-    let plan = Plan::from_body(&body);
+    Ok(Plan::from_body(&body))
+}
+
+/// What a plan costs against the caller's quota: one unit per call it would run (a parse
+/// error or an empty batch still costs one).
+pub fn cost(plan: &Plan) -> u32 {
+    u32::try_from(plan.calls().count())
+        .unwrap_or(u32::MAX)
+        .max(1)
+}
+
+/// `plan` is the body as `read_plan` read it; `None` unless the method is POST.
+pub async fn handle(
+    req: &Request,
+    env: &Env,
+    rc: &RequestCtx,
+    plan: Option<Plan>,
+) -> Result<Response, ApiError> {
+    let plan = match plan {
+        Some(plan) if req.method() == Method::Post => plan,
+        _ => return method_not_allowed(rc, "POST"),
+    };
     let calls: Vec<&BoundCall> = plan.calls().collect();
     let results = execute(env, rc, &calls).await?;
     match plan.finish(results) {
@@ -181,14 +197,7 @@ pub(crate) fn deadline_ms(env: &Env) -> u64 {
         .map_or(DEFAULT_DEADLINE_MS, |ms| ms.min(300_000))
 }
 
-/// `Some(output)`, or `None` when `ms` passed first (the future is then dropped).
-pub(crate) async fn within<F: Future>(ms: u64, future: F) -> Option<F::Output> {
-    let raced = select(Box::pin(future), Delay::from(Duration::from_millis(ms))).await;
-    match raced {
-        Either::Left((output, _)) => Some(output),
-        Either::Right(_) => None,
-    }
-}
+pub(crate) use crate::timeout::within;
 
 pub(crate) use crate::body::read_limited as read_body;
 
