@@ -515,6 +515,9 @@ impl LimitConfig {
         if !value.is_object() {
             return Err(ConfigError("expected a JSON object".to_owned()));
         }
+        if value.get("tenant").is_some_and(|t| !t.is_object()) {
+            return Err(ConfigError("\"tenant\" must be a JSON object".to_owned()));
+        }
         let wire: ConfigWire =
             serde_json::from_value(value).map_err(|e| ConfigError(e.to_string()))?;
         let base = Policy::default_policy();
@@ -1113,6 +1116,92 @@ mod tests {
         assert_eq!(FailureMode::parse("maybe"), None);
         assert_eq!(FailureMode::default(), FailureMode::Closed);
         assert_eq!(FailureMode::Open.as_str(), "open");
+    }
+
+    #[test]
+    fn tenant_policies_default_override_and_refuse_bad_input() {
+        let config = LimitConfig::default();
+        let builtin = config.tenant_policy(Some("production"), None).unwrap();
+        assert_eq!(builtin.mode, Mode::Approximate);
+        assert_eq!(
+            (builtin.policy.limit, builtin.policy.window_ms),
+            (1_000, 60_000)
+        );
+        assert_eq!(builtin.policy.name, "tenant");
+
+        let config = LimitConfig::from_json(
+            r#"{"tenant": {"default": {"mode": "exact", "limit": 300},
+                           "namespaces": {"staging": {"limit": 20, "windowSecs": 10},
+                                          "development": {"mode": "off"}}}}"#,
+        )
+        .unwrap();
+        let prod = config.tenant_policy(Some("production"), None).unwrap();
+        assert_eq!(
+            (prod.mode, prod.policy.limit, prod.policy.window_ms),
+            (Mode::Exact, 300, 60_000)
+        );
+        let staging = config.tenant_policy(Some("staging"), None).unwrap();
+        assert_eq!(
+            (staging.mode, staging.policy.limit, staging.policy.window_ms),
+            (Mode::Exact, 20, 10_000)
+        );
+        assert_eq!(staging.policy.name, "tenant.staging");
+        assert_eq!(
+            config
+                .tenant_policy(Some("development"), None)
+                .unwrap()
+                .mode,
+            Mode::Off
+        );
+        // Waitlist pages have no namespace: the tenant default.
+        assert_eq!(config.tenant_policy(None, None).unwrap(), prod);
+        // A route's own limit beats the namespace, inheriting what it leaves out.
+        let route = TenantSpec {
+            mode: Some(Mode::Exact),
+            limit: Some(2),
+            window_secs: None,
+        };
+        let own = config.tenant_policy(Some("staging"), Some(&route)).unwrap();
+        assert_eq!(
+            (
+                own.policy.limit,
+                own.policy.window_ms,
+                own.policy.name.as_str()
+            ),
+            (2, 10_000, "tenant.route")
+        );
+        // The platform policies are untouched by the tenant section.
+        assert_eq!(config.default, Policy::default_policy());
+
+        for bad in [
+            r#"{"tenant": {"default": {"mode": "approximate", "limit": 5}}}"#,
+            r#"{"tenant": {"default": {"mode": "sideways"}}}"#,
+            r#"{"tenant": {"namespaces": {"prod": {"mode": "off"}}}}"#,
+            r#"{"tenant": {"default": {"mode": "exact", "limit": 0}}}"#,
+            r#"{"tenant": {"default": {"mode": "exact", "windowSecs": 86401}}}"#,
+            r#"{"tenant": {"default": {"mode": "exact"}, "extra": 1}}"#,
+            r#"{"tenant": []}"#,
+        ] {
+            assert!(LimitConfig::from_json(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tenant_keys_separate_tenants_and_bucket_addresses() {
+        let p = TenantPolicy::builtin().policy;
+        assert_eq!(
+            tenant_key("production/myapp", Some("192.0.2.1"), &p),
+            "t:production/myapp:192.0.2.1:tenant"
+        );
+        assert_eq!(
+            tenant_key("waitlist/example.com", Some("2001:db8:1:2:3:4:5:6"), &p),
+            "t:waitlist/example.com:2001:db8:1:2::/64:tenant"
+        );
+        assert_eq!(tenant_key("staging/x", None, &p), "t:staging/x:anon:tenant");
+        assert_ne!(
+            tenant_key("production/a", Some("192.0.2.1"), &p),
+            tenant_key("production/b", Some("192.0.2.1"), &p)
+        );
     }
 
     #[test]

@@ -1338,6 +1338,60 @@ mod tests {
     }
 
     #[test]
+    fn rate_limit_field_is_validated_and_kept() {
+        let table = DomainRoutes::parse(
+            br#"[{"domain": "shop.example.com", "worker": "shop", "namespace": "production",
+                  "rateLimit": {"mode": "exact", "limit": 50, "windowSecs": 10}},
+                 {"domain": "free.example.com", "worker": "shop", "namespace": "production",
+                  "rateLimit": {"mode": "off"}}]"#,
+        )
+        .unwrap();
+        let shop = table.lookup("shop.example.com").unwrap();
+        assert_eq!(
+            shop.rate_limit,
+            Some(TenantSpec {
+                mode: Some(crate::ratelimit::Mode::Exact),
+                limit: Some(50),
+                window_secs: Some(10)
+            })
+        );
+        assert_eq!(
+            table
+                .lookup("free.example.com")
+                .unwrap()
+                .rate_limit
+                .as_ref()
+                .and_then(|r| r.mode),
+            Some(crate::ratelimit::Mode::Off)
+        );
+        for (bad, why) in [
+            (
+                r#"[{"domain": "a.com", "service": "db", "rateLimit": {"mode": "off"}}]"#,
+                "only user-worker routes",
+            ),
+            (
+                r#"[{"domain": "a.com", "worker": "w", "namespace": "production", "rateLimit": {"limit": 5}}]"#,
+                "\"mode\" is required",
+            ),
+            (
+                r#"[{"domain": "a.com", "worker": "w", "namespace": "production", "rateLimit": {"mode": "approximate", "limit": 5}}]"#,
+                "exact\" only",
+            ),
+            (
+                r#"[{"domain": "a.com", "worker": "w", "namespace": "production", "rateLimit": {"mode": "exact", "limit": 0}}]"#,
+                "limit must be",
+            ),
+            (
+                r#"[{"domain": "a.com", "worker": "w", "namespace": "production", "rateLimit": {"mode": "exact", "burst": 5}}]"#,
+                "unknown field",
+            ),
+        ] {
+            let err = DomainRoutes::parse(bad.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn seed_fixture_parses() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
