@@ -617,7 +617,7 @@ describe("overhead measurement (RATELIMIT_BENCH=1)", { skip: !process.env.RATELI
     script: `export default { async fetch(request, env) {
       const u = new URL(request.url);
       const stub = env.RL.get(env.RL.idFromName(u.searchParams.get("key")));
-      const check = "http://limiter/check?name=bench&limit=" + u.searchParams.get("limit") + "&windowMs=60000";
+      const check = "http://limiter/check?key=" + u.searchParams.get("key") + "&cost=1&name=bench&limit=" + u.searchParams.get("limit") + "&windowMs=60000";
       const k = Number(u.searchParams.get("k"));
       const wave = Number(u.searchParams.get("wave"));
       const one = async () => (await stub.fetch(check)).headers.get("x-ratelimit-decision").startsWith("1;") ? 1 : 0;
@@ -637,7 +637,7 @@ describe("overhead measurement (RATELIMIT_BENCH=1)", { skip: !process.env.RATELI
     return { ...r, perCall: r.ms / K };
   }
 
-  test("limiter on vs off, and a decision with vs without its SQL write", async (t) => {
+  test("limiter on vs off, and accepted vs rejected decisions", async (t) => {
     const dir = mkdtempSync(path.join(tmpdir(), "ratelimit-bench-"));
     const limits = (limit) => JSON.stringify({ default: { limit, windowSecs: 60 } });
     const started = [];
