@@ -378,7 +378,7 @@ describe("JSON-RPC 2.0 over POST /rpc (the spec's examples, with this platform's
   });
 
   test("internals are never callable (-32601)", async () => {
-    const names = ["db.fetch", "auth.validateToken", "do.constructor", "db._x", "do.call", "do.batchCall", "db.connect", "db.dup", "auth.login", "rpc.discover"];
+    const names = ["db.fetch", "auth.validateToken", "do.constructor", "db._x", "do.call", "do.batchCall", "db.connect", "db.dup", "auth.login", "rpc.other"];
     const res = await rpc(names.map((method, i) => ({ jsonrpc: "2.0", id: i, method, params: [] })));
     assert.deepEqual(res.json.map((r) => r.error?.code), names.map(() => -32601));
   });

@@ -6,6 +6,7 @@ mod body;
 mod config;
 mod context;
 mod cors;
+mod describe;
 mod error;
 mod health;
 mod identity;

@@ -14,7 +14,7 @@ use crate::config::{self, Config};
 use crate::context::RequestCtx;
 use crate::error::{json_response, ApiError};
 use crate::upstream::{self, Dispatched};
-use crate::{adapters, cors, health, identity, limiter, log, metrics, routing, waitlist};
+use crate::{adapters, cors, describe, health, identity, limiter, log, metrics, routing, waitlist};
 
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
     let config = config::load(&env);
@@ -195,6 +195,10 @@ async fn call(
             Ok(json_response(200, &serde_json::json!({"status": "ok"})))
         }
         Route::Health => health::respond(env).await,
+        Route::OpenApi => {
+            require(rc, AccessLevel::Admin)?;
+            describe::openapi(env).await
+        }
         Route::Rpc => {
             require(rc, AccessLevel::Authenticated)?;
             adapters::rpc::handle(req, env, rc, rpc_plan.transpose()?).await

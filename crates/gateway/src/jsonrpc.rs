@@ -413,6 +413,55 @@ pub fn methods() -> impl Iterator<Item = (&'static str, &'static str)> {
     )
 }
 
+/// The OpenRPC document (1.3.2) of every published method, built from the table above, so
+/// what `rpc.discover` describes is exactly what `/rpc` accepts. `ctx` is never a param: the
+/// gateway supplies it. Params may be given by position or by name.
+pub fn discover() -> Value {
+    let schema = |kind: Kind| match kind {
+        Kind::Str => serde_json::json!({"type": "string"}),
+        Kind::Obj => serde_json::json!({"type": "object"}),
+    };
+    let described = |service: &str, method: &str, args: &[Arg]| {
+        let params: Vec<Value> = args
+            .iter()
+            .map(|a| {
+                serde_json::json!({"name": a.name, "required": !a.optional, "schema": schema(a.kind)})
+            })
+            .collect();
+        let description = match registry::service(service) {
+            Some(def) => format!("{} ({})", def.description, service),
+            None => service.to_string(),
+        };
+        serde_json::json!({
+            "name": format!("{service}.{method}"),
+            "description": description,
+            "paramStructure": "either",
+            "params": params,
+            "result": {"name": "result", "schema": {}},
+        })
+    };
+    let mut methods: Vec<Value> = METHODS
+        .iter()
+        .map(|s| described(s.service, s.method, s.args))
+        .collect();
+    methods.extend(
+        registry::SERVICES
+            .iter()
+            .filter(|s| is_forwarded(s.name))
+            .map(|s| described(s.name, "health", &[])),
+    );
+    serde_json::json!({
+        "openrpc": "1.3.2",
+        "info": {
+            "title": "apis.do JSON-RPC",
+            "version": "1",
+            "description": "POST /rpc on an API host (authenticated). Beyond the spec's codes: -32000 service error, -32001 timeout, -32002 service unavailable, -32003 not allowed for this role."
+        },
+        "servers": [{"name": "api", "url": "https://api.do/rpc"}],
+        "methods": methods,
+    })
+}
+
 // ---------------------------------------------------------------------------------------
 // The `do` proxy's allowlist: what `do.call`/`do.batchCall` forward for callers that reach `do`
 // over a service binding (other workers, trusted). It is the public table plus the account
@@ -749,6 +798,22 @@ fn resolve(entry: Entry) -> Slot {
         Entry::Invalid(r) => return Slot::Answer(Some(r)),
         Entry::Call(c) => c,
     };
+    // Answered by the gateway itself, from the same table that validates calls.
+    if call.service == "rpc" && call.method == "discover" {
+        let no_params = match &call.params {
+            Params::None => true,
+            Params::Positional(a) => a.is_empty(),
+            Params::Named(o) => o.is_empty(),
+        };
+        let outcome = if no_params {
+            Ok(discover())
+        } else {
+            Err(RpcError::invalid_params(
+                "rpc.discover takes no params".into(),
+            ))
+        };
+        return Slot::Answer(call.id.map(|id| Response { id, outcome }));
+    }
     let bound = match signature(&call.service, &call.method) {
         Some(sig) => bind(sig, call.params).map(|args| (sig.takes_ctx, args)),
         None => Err(method_not_found()),
@@ -774,6 +839,46 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+
+    #[test]
+    fn discover_describes_exactly_the_callable_methods() {
+        let doc = discover();
+        assert_eq!(doc["openrpc"], "1.3.2");
+        let names: Vec<String> = doc["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect();
+        let table: Vec<String> = methods().map(|(s, m)| format!("{s}.{m}")).collect();
+        assert_eq!(names, table);
+        for name in &names {
+            let (s, m) = name.split_once('.').unwrap();
+            assert!(allowed(s, m), "{name}");
+        }
+        let get = &doc["methods"][0];
+        assert_eq!(get["name"], "db.get");
+        assert_eq!(
+            get["params"][0],
+            json!({"name": "collection", "required": true, "schema": {"type": "string"}})
+        );
+        assert!(
+            !doc.to_string().contains("\"ctx\""),
+            "ctx is never a documented param"
+        );
+        // Answered by the plan itself, never run; params are refused.
+        let r = run(r#"{"jsonrpc": "2.0", "id": 7, "method": "rpc.discover"}"#).unwrap();
+        assert_eq!(r["result"], doc);
+        let r =
+            run(r#"{"jsonrpc": "2.0", "id": 8, "method": "rpc.discover", "params": [1]}"#).unwrap();
+        assert_eq!(r["error"]["code"], INVALID_PARAMS);
+        assert_eq!(
+            Plan::from_body(br#"{"jsonrpc":"2.0","id":1,"method":"rpc.discover"}"#)
+                .calls()
+                .count(),
+            0
+        );
+    }
 
     /// Runs a body through the plan with a fake service that echoes what it was called with.
     fn run(body: &str) -> Option<Value> {
@@ -1044,7 +1149,7 @@ mod tests {
             "db",
             "DB.get",
             "db.Get",
-            "rpc.discover",
+            "rpc.other",
             "db.get\u{0}",
             "db .get",
             "",

@@ -774,6 +774,7 @@ pub fn route_key(route: &Route) -> Option<String> {
         Route::Service { service, .. } => Some(service.clone()),
         Route::Rpc => Some("rpc".to_owned()),
         Route::Health => Some("health".to_owned()),
+        Route::OpenApi => Some("openapi".to_owned()),
         Route::Waitlist { .. } => Some("waitlist".to_owned()),
         Route::UserWorker { worker, .. } => Some(format!("worker.{worker}")),
         Route::NotFound | Route::RoutesUnavailable => None,

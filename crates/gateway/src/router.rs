@@ -105,6 +105,8 @@ pub enum Route {
     Rpc,
     /// `/health` on an API host.
     Health,
+    /// `/openapi.json` on an API host: the REST description (admin only).
+    OpenApi,
     /// A user worker; the worker falls back to the waitlist when the namespace lacks it.
     UserWorker {
         namespace: Namespace,
@@ -154,7 +156,7 @@ impl Route {
     pub fn strategy(&self) -> Option<Strategy> {
         match self {
             Route::Service { strategy, .. } | Route::UserWorker { strategy, .. } => Some(*strategy),
-            Route::Rpc | Route::Health => Some(Strategy::Path),
+            Route::Rpc | Route::Health | Route::OpenApi => Some(Strategy::Path),
             Route::Waitlist { .. } => Some(Strategy::Waitlist),
             Route::NotFound | Route::RoutesUnavailable => None,
         }
@@ -167,6 +169,7 @@ impl Route {
             Route::UserWorker { worker, .. } => Some(worker),
             Route::Rpc => Some("rpc"),
             Route::Health => Some("health"),
+            Route::OpenApi => Some("openapi"),
             Route::Waitlist { .. } => Some("waitlist"),
             Route::NotFound | Route::RoutesUnavailable => None,
         }
@@ -247,6 +250,7 @@ fn path_route(path: &str) -> Option<Route> {
     match path {
         "/rpc" => return Some(Route::Rpc),
         "/health" => return Some(Route::Health),
+        "/openapi.json" => return Some(Route::OpenApi),
         _ => {}
     }
     if let Some(rest) = prefix_rest(path, "/api") {
@@ -588,6 +592,8 @@ mod tests {
             ("api.do", "/rpc", Route::Rpc),
             ("api.do", "/rpc/", Route::NotFound),
             ("api.do", "/health", Route::Health),
+            ("api.do", "/openapi.json", Route::OpenApi),
+            ("api.do", "/openapi.jsonx", Route::NotFound),
             ("api.do", "/healthz", Route::NotFound),
             (
                 "api.do",
