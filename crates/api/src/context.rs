@@ -1,10 +1,13 @@
 //! The per-request context every pipeline phase reads and fills in: who is asking, where the
 //! request goes, what the limiter said, and what the log line will record.
 
+use gateway::access::{authorize, AccessDenied, AccessLevel};
 use gateway::ids::TraceParent;
 use gateway::ratelimit::{Decision, Policy};
 use gateway::router::{Route, Strategy};
 use rpc::Ctx;
+
+use crate::error::ApiError;
 
 /// Roles a caller can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +90,25 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
+    /// The one access check: whether this caller meets `level` (anon, authenticated, admin).
+    pub fn access(&self, level: AccessLevel) -> Result<(), AccessDenied> {
+        let identity = self.identity.as_ref();
+        authorize(
+            level,
+            identity.is_some(),
+            identity.is_some_and(Identity::is_admin),
+        )
+    }
+
+    /// [`access`](Self::access) as the HTTP answer: 401 without an identity, 403 without the
+    /// role.
+    pub fn require(&self, level: AccessLevel) -> Result<(), ApiError> {
+        self.access(level).map_err(|denied| match denied.status() {
+            401 => ApiError::Unauthorized("this route needs a credential".into()),
+            _ => ApiError::Forbidden("this route needs an admin".into()),
+        })
+    }
+
     /// The trusted context passed to RPC services.
     pub fn rpc_ctx(&self) -> Ctx {
         Ctx {

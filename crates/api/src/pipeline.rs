@@ -3,7 +3,7 @@
 //! Every concern has one home: credentials in `identity`, quota in `limiter`, where a request
 //! goes in `gateway::router`, how it gets there in `upstream` and `adapters`.
 
-use gateway::access::{authorize, AccessLevel};
+use gateway::access::AccessLevel;
 use gateway::host::normalize_host;
 use gateway::ids::{accept_request_id, TraceParent};
 use gateway::registry::{self, ServiceKind};
@@ -162,19 +162,6 @@ fn presents_only_session_cookie(req: &Request) -> bool {
             .is_some_and(|c| c.contains("session="))
 }
 
-fn require(rc: &RequestCtx, level: AccessLevel) -> Result<(), ApiError> {
-    let identity = rc.identity.as_ref();
-    authorize(
-        level,
-        identity.is_some(),
-        identity.is_some_and(|i| i.is_admin()),
-    )
-    .map_err(|denied| match denied.status() {
-        401 => ApiError::Unauthorized("this route needs a credential".into()),
-        _ => ApiError::Forbidden("this route needs an admin".into()),
-    })
-}
-
 async fn call(
     req: &Request,
     env: &Env,
@@ -196,11 +183,11 @@ async fn call(
         }
         Route::Health => health::respond(env).await,
         Route::OpenApi => {
-            require(rc, AccessLevel::Admin)?;
+            rc.require(AccessLevel::Admin)?;
             describe::openapi(env).await
         }
         Route::Rpc => {
-            require(rc, AccessLevel::Authenticated)?;
+            rc.require(AccessLevel::Authenticated)?;
             adapters::rpc::handle(req, env, rc, rpc_plan.transpose()?).await
         }
         Route::Service {
@@ -210,7 +197,7 @@ async fn call(
             access,
             ..
         } => {
-            require(rc, access)?;
+            rc.require(access)?;
             let kind = registry::service(&service)
                 .map(|s| s.kind)
                 .unwrap_or(ServiceKind::Forward);
@@ -235,7 +222,7 @@ async fn call(
             access,
             ..
         } => {
-            require(rc, access)?;
+            rc.require(access)?;
             match upstream::dispatch(
                 req,
                 env,

@@ -6,6 +6,7 @@
 
 use std::cell::Cell;
 
+use gateway::access::AccessLevel;
 use gateway::host::normalize_host;
 use gateway::problem::Problem;
 use gateway::waitlist::{
@@ -70,19 +71,7 @@ pub async fn handle_service(
     rc: &RequestCtx,
     path: &str,
 ) -> Result<Response, ApiError> {
-    match &rc.identity {
-        None => {
-            return Err(ApiError::Unauthorized(
-                "the waitlist listing needs an admin credential".into(),
-            ))
-        }
-        Some(identity) if !identity.is_admin() => {
-            return Err(ApiError::Forbidden(
-                "the waitlist listing is for admins only".into(),
-            ))
-        }
-        Some(_) => {}
-    }
+    rc.require(AccessLevel::Admin)?;
     let Some(parsed) = parse_admin_path(path) else {
         return Err(ApiError::NotFound("no such waitlist resource".into()));
     };

@@ -3,7 +3,7 @@
 //! the door); this adapter enforces each route's level: signup and login are public, the rest
 //! needs an identity, and role changes need an admin.
 
-use gateway::access::{authorize, AccessLevel};
+use gateway::access::AccessLevel;
 use gateway::problem::Problem;
 use gateway::token::{credential, is_session_id, session_handle, Credential};
 use rpc::auth::{
@@ -45,7 +45,7 @@ pub async fn handle(
         AuthRoute::SetRole(_) => AccessLevel::Admin,
         _ => AccessLevel::Authenticated,
     };
-    require(rc, level)?;
+    rc.require(level)?;
     let client = AuthClient::from_env(env)?;
     let mut response = match route {
         AuthRoute::Signup => {
@@ -141,19 +141,6 @@ fn match_route<'a>(method: &Method, path: &'a str) -> Result<AuthRoute<'a>, ApiE
         ApiError::Problem(Box::new(
             Problem::method_not_allowed().with_detail(format!("allowed: {}", allow.join(", "))),
         ))
-    })
-}
-
-fn require(rc: &RequestCtx, level: AccessLevel) -> Result<(), ApiError> {
-    let identity = rc.identity.as_ref();
-    authorize(
-        level,
-        identity.is_some(),
-        identity.is_some_and(Identity::is_admin),
-    )
-    .map_err(|denied| match denied.status() {
-        401 => ApiError::Unauthorized("this route needs a credential".into()),
-        _ => ApiError::Forbidden("this route needs an admin".into()),
     })
 }
 

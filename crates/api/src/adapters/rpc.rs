@@ -4,7 +4,7 @@
 //! were notifications). Also the pieces `/api/do/...` shares: bounded body reading, the
 //! per-service access check, the round trip's deadline, and what a failure may show.
 
-use gateway::access::{authorize, AccessDenied, AccessLevel};
+use gateway::access::{AccessDenied, AccessLevel};
 use gateway::jsonrpc::{self, settle_reply, BoundCall, Plan, RpcFailure};
 use gateway::registry;
 use rpc::do_::{CallError, CallOptions, ServiceCall};
@@ -167,13 +167,7 @@ pub(crate) fn public_failure(rc: &RequestCtx, call: &ServiceCall, error: &CallEr
 /// The registry's access level for the service, applied to this caller (so `schedule.health`
 /// needs an admin over `/rpc` exactly as `/api/schedule/*` does).
 pub(crate) fn may_use(rc: &RequestCtx, service: &str) -> Result<(), AccessDenied> {
-    let level = registry::service(service).map_or(AccessLevel::Admin, |s| s.access);
-    let identity = rc.identity.as_ref();
-    authorize(
-        level,
-        identity.is_some(),
-        identity.is_some_and(|i| i.is_admin()),
-    )
+    rc.access(registry::service(service).map_or(AccessLevel::Admin, |s| s.access))
 }
 
 /// The `ctx` the api supplies (never the caller), as JSON.
