@@ -408,6 +408,23 @@ describe("traffic classes, batch costs and credential floods (issue 15)", () => 
     assert.equal((await tenant("myapp.do", "192.0.2.51")).status, 200);
   });
 
+  test("waitlist pages share one counter per address whatever the domain; a sign-up on a missing worker counts there too", async () => {
+    const ip = "192.0.2.56";
+    const statuses = [
+      (await tenant("a.example.org", ip)).status,
+      (await tenant("b.example.org", ip)).status,
+      // No such user worker: its own tenant counter, and the waitlist's for the sign-up.
+      (await request(p.url, "no-such-worker.do", "/waitlist", {
+        method: "POST",
+        headers: { "cf-connecting-ip": ip, "content-type": "application/json" },
+        body: { email: "someone@example.com" },
+      })).status,
+      (await tenant("c.example.org", ip)).status,
+      (await tenant("d.example.org", ip)).status,
+    ];
+    assert.deepEqual(statuses, [200, 200, 201, 200, 429]);
+  });
+
   test("exact per namespace (staging: 3 per 60 s), with platform headers on the 429 only", async () => {
     const ip = "192.0.2.52";
     const answers = [];

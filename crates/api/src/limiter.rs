@@ -78,6 +78,14 @@ pub async fn charge_address(env: &Env, rc: &mut RequestCtx) -> Result<(), ApiErr
     run(env, rc, &settings, Plan::Exact { key, policy }, 1).await
 }
 
+/// A request routed to a user worker that does not exist, now answered by the waitlist: one
+/// more unit under the waitlist's key (see `plan`).
+pub async fn limit_waitlist(env: &Env, rc: &mut RequestCtx) -> Result<(), ApiError> {
+    let settings = settings(env);
+    let plan = tenant_plan(&settings, "waitlist", None, None, rc.ip.as_deref());
+    run(env, rc, &settings, plan, 1).await
+}
+
 fn plan(settings: &Settings, rc: &RequestCtx) -> Plan {
     let ip = rc.ip.as_deref();
     match rc.route.as_ref() {
@@ -96,9 +104,10 @@ fn plan(settings: &Settings, rc: &RequestCtx) -> Plan {
                 ip,
             )
         }
-        Some(Route::Waitlist { domain }) => {
-            tenant_plan(settings, &format!("waitlist/{domain}"), None, None, ip)
-        }
+        // Every waitlist page shares one counter per address, whatever the domain: the
+        // domain is the caller's choice (any unmatched Host), so keying by it would let one
+        // address mint fresh quota, and sign-ups, by inventing domains.
+        Some(Route::Waitlist { .. }) => tenant_plan(settings, "waitlist", None, None, ip),
         route => {
             let route = route.and_then(route_key);
             let role = rc.identity.as_ref().map(|i| i.role.as_str());

@@ -167,7 +167,7 @@ async fn call(
     env: &Env,
     ctx: &Context,
     config: &Config,
-    rc: &RequestCtx,
+    rc: &mut RequestCtx,
     target: Route,
     rpc_plan: Option<Result<gateway::jsonrpc::Plan, ApiError>>,
 ) -> Result<Response, ApiError> {
@@ -235,7 +235,15 @@ async fn call(
             .await?
             {
                 Dispatched::Response(response) => Ok(response),
-                Dispatched::NotFound => waitlist::handle_domain(req, env, ctx, rc).await,
+                Dispatched::NotFound => {
+                    // No such worker: this is the waitlist's traffic now, and a sign-up is
+                    // counted as one (under the waitlist's own key), so made-up worker names
+                    // cannot mint fresh sign-up quota.
+                    if req.method() == Method::Post {
+                        limiter::limit_waitlist(env, rc).await?;
+                    }
+                    waitlist::handle_domain(req, env, ctx, rc).await
+                }
             }
         }
         Route::Waitlist { .. } => waitlist::handle_domain(req, env, ctx, rc).await,

@@ -750,8 +750,9 @@ impl LimitConfig {
 }
 
 /// The limit key of tenant traffic: `t:{tenant}:{address}:{policy}`, with the address
-/// bucketed as in [`limit_key`] (`anon` when there is none). `tenant` is `{namespace}/{worker}`
-/// or `waitlist/{domain}`, so two tenants never share a counter.
+/// bucketed as in [`limit_key`] (`anon` when there is none). `tenant` is `{namespace}/{worker}`,
+/// so two tenants never share a counter, or `waitlist` (one counter per address for every
+/// waitlist page: its domain is whatever Host the caller sends).
 pub fn tenant_key(tenant: &str, ip: Option<&str>, policy: &Policy) -> String {
     let address = ip
         .and_then(|ip| ip.trim().parse::<IpAddr>().ok())
