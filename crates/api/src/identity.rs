@@ -18,6 +18,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use gateway::passthrough::platform_credential;
 use gateway::token::{
     constant_time_eq, credential, is_session_id, parse_api_key, role_permissions, session_handle,
     sha256_hex, verify, Credential, KeySet, TokenError, ACCESS_TOKEN_TTL_SECS, TOKEN_AUDIENCE,
@@ -29,6 +30,7 @@ use worker::{Env, Request};
 
 use crate::config::{self, Config};
 use crate::context::{CredentialKind, Identity, Role};
+use crate::deadline;
 use crate::error::ApiError;
 use crate::log;
 
@@ -41,18 +43,34 @@ const MAX_ENTRIES: usize = 10_000;
 /// Local revocations are kept as long as a token they could affect may live.
 const LOCAL_REVOCATION_MS: f64 = (ACCESS_TOKEN_TTL_SECS as f64 + 300.0) * 1000.0;
 
-pub async fn identify(req: &Request, env: &Env) -> Result<Option<Identity>, ApiError> {
+/// `platform_format_only`: on anonymous forwarding routes a credential that is not in our
+/// format is the upstream's (`gateway::passthrough::platform_credential`), not a 401.
+pub async fn identify(
+    req: &Request,
+    env: &Env,
+    platform_format_only: bool,
+) -> Result<Option<Identity>, ApiError> {
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let (authorization, api_key, cookie) = (
         header("authorization"),
         header("x-api-key"),
         header("cookie"),
     );
-    let presented = credential(
-        authorization.as_deref(),
-        api_key.as_deref(),
-        cookie.as_deref(),
-    )
+    let presented = if platform_format_only {
+        let config = config::load(env);
+        platform_credential(
+            authorization.as_deref(),
+            api_key.as_deref(),
+            cookie.as_deref(),
+            config.admin_api_key.as_deref(),
+        )
+    } else {
+        credential(
+            authorization.as_deref(),
+            api_key.as_deref(),
+            cookie.as_deref(),
+        )
+    }
     .map_err(|e| ApiError::Unauthorized(format!("malformed credential: {e}")))?;
     match presented {
         None => Ok(None),
@@ -285,7 +303,8 @@ async fn revocation_state(
         |_| ApiError::ServiceUnavailable("the revocation list is not available".into());
     let revoked_key = revoked_session_key(sid);
     let role_key = user_role_key(user_id);
-    let (revoked, role) = futures_util::future::join(
+    let kv_ms = config::load(env).kv_timeout_ms;
+    let read = futures_util::future::join(
         async {
             match known_revoked {
                 Some(r) => Ok(r),
@@ -298,8 +317,8 @@ async fn revocation_state(
                 None => kv.get(&role_key).text().await,
             }
         },
-    )
-    .await;
+    );
+    let (revoked, role) = deadline::upstream("kv AUTH_CACHE", kv_ms, read).await?;
     let revoked = revoked.map_err(unavailable)?;
     let role = role.map_err(unavailable)?.map(|r| Role::parse(&r));
     MEMORY.with(|m| {
@@ -371,9 +390,11 @@ where
                 Ok(client) => client,
                 Err(e) => return Some(Err(e.into())),
             };
-            let validation = match ask(client).await {
-                Ok(v) => v,
-                Err(e) => return Some(Err(e.into())),
+            let auth_ms = config::load(env).service_timeout_ms;
+            let validation = match deadline::upstream("auth", auth_ms, ask(client)).await {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => return Some(Err(e.into())),
+                Err(timeout) => return Some(Err(timeout)),
             };
             let answer = to_validated(validation, via);
             MEMORY.with(|m| {

@@ -6,6 +6,7 @@ mod body;
 mod config;
 mod context;
 mod cors;
+mod deadline;
 mod error;
 mod health;
 mod identity;

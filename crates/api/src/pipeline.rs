@@ -6,15 +6,16 @@
 use gateway::access::{authorize, AccessLevel};
 use gateway::host::normalize_host;
 use gateway::ids::{accept_request_id, TraceParent};
+use gateway::passthrough::{identification, Identification, Traffic};
 use gateway::registry::{self, ServiceKind};
 use gateway::router::{route, Route};
-use worker::{Context, Env, Method, Request, Response};
+use worker::{Context, Env, Method, Request, RequestInit, Response};
 
 use crate::config::{self, Config};
 use crate::context::RequestCtx;
 use crate::error::{json_response, ApiError};
 use crate::upstream::{self, Dispatched};
-use crate::{adapters, cors, health, identity, limiter, log, metrics, routing, waitlist};
+use crate::{adapters, cors, deadline, health, identity, limiter, log, metrics, routing, waitlist};
 
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
     let config = config::load(&env);
@@ -25,7 +26,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
         Ok(response) => response,
         Err(error) => {
             if let Some(detail) = error.internal_detail() {
-                rc.log_error = Some(detail.to_string());
+                rc.log_error = Some(detail);
             }
             error.to_response(&rc.request_id)
         }
@@ -103,13 +104,14 @@ async fn run(
     }
     rc.route = Some(target.clone());
 
-    // identify: only for the platform's own routes. User workers and waitlist pages are
-    // anonymous to us: their Authorization headers and cookies belong to them, so a foreign
-    // credential there is passed on, never answered with our 401.
-    let identified = if matches!(target, Route::UserWorker { .. } | Route::Waitlist { .. }) {
-        Ok(None)
-    } else {
-        identity::identify(req, env).await
+    // identify: as the route's class says (`gateway::passthrough::identification`). An
+    // anonymous user worker or waitlist page is anonymous to us: its Authorization headers and
+    // cookies belong to it, so they are passed on, never answered with our 401. On anonymous
+    // forwarding routes (`/mcp/*`, webhooks) only a credential in our format is ours.
+    let identified = match identification(&target) {
+        Identification::Skip => Ok(None),
+        Identification::Strict => identity::identify(req, env, false).await,
+        Identification::PlatformFormatOnly => identity::identify(req, env, true).await,
     };
     match &identified {
         Ok(identity) => rc.identity = identity.clone(),
@@ -120,11 +122,26 @@ async fn run(
     limiter::limit(env, rc).await?;
     identified?;
 
-    if req.method() == Method::Options && cors::is_preflight(req) {
+    // Tenants and forwarded services answer their own preflights and HEADs.
+    let traffic = Traffic::of(&target);
+    if traffic.platform_cors() && req.method() == Method::Options && cors::is_preflight(req) {
         return Ok(cors::preflight(req, config));
+    }
+    if traffic.platform_head() && req.method() == Method::Head {
+        // HEAD is GET without the body (RFC 9110 §9.3.2): the same handler, status and
+        // headers (ETag, Content-Length); the runtime sends no body for a HEAD.
+        return call(&as_get(req)?, env, ctx, config, rc, target).await;
     }
 
     call(req, env, ctx, config, rc, target).await
+}
+
+/// The same request as a GET (a HEAD carries no body, so nothing is lost).
+fn as_get(req: &Request) -> Result<Request, ApiError> {
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get)
+        .with_headers(req.headers().clone());
+    Ok(Request::new_with_init(req.url()?.as_str(), &init)?)
 }
 
 /// True when the request's only credential is a session cookie (no Bearer, no API key).
@@ -171,7 +188,7 @@ async fn call(
         Route::Health if req.url()?.query() == Some("live") => {
             Ok(json_response(200, &serde_json::json!({"status": "ok"})))
         }
-        Route::Health => health::respond(env).await,
+        Route::Health => health::respond(env, config.service_timeout_ms).await,
         Route::Rpc => {
             require(rc, AccessLevel::Authenticated)?;
             adapters::rpc::handle(req, env, rc).await
@@ -187,14 +204,25 @@ async fn call(
             let kind = registry::service(&service)
                 .map(|s| s.kind)
                 .unwrap_or(ServiceKind::Forward);
+            let service_ms = config.service_timeout_ms;
             match (kind, service.as_str()) {
-                (ServiceKind::Adapter, "db") => adapters::db::handle(req, env, rc, &path).await,
-                (ServiceKind::Adapter, "auth") => adapters::auth::handle(req, env, rc, &path).await,
-                (ServiceKind::Adapter, "do") => adapters::do_::handle(req, env, rc, &path).await,
+                (ServiceKind::Adapter, "db") => {
+                    let handled = adapters::db::handle(req, env, rc, &path);
+                    deadline::upstream("db", service_ms, handled).await?
+                }
+                (ServiceKind::Adapter, "auth") => {
+                    let handled = adapters::auth::handle(req, env, rc, &path);
+                    deadline::upstream("auth", service_ms, handled).await?
+                }
+                (ServiceKind::Adapter, "do") => {
+                    // do is the RPC proxy: its calls have their own deadline, RPC_TIMEOUT_MS.
+                    let handled = adapters::do_::handle(req, env, rc, &path);
+                    deadline::upstream("do", adapters::rpc::deadline_ms(env), handled).await?
+                }
                 (ServiceKind::Builtin, _) => waitlist::handle_service(req, env, rc, &path).await,
                 _ => match binding {
                     Some(binding) => {
-                        upstream::forward(req, env, rc, &service, &binding, &path).await
+                        upstream::forward(req, env, rc, config, &service, &binding, &path).await
                     }
                     None => Err(ApiError::ServiceUnavailable(format!(
                         "service {service} is not available here"
@@ -209,17 +237,7 @@ async fn call(
             ..
         } => {
             require(rc, access)?;
-            match upstream::dispatch(
-                req,
-                env,
-                rc,
-                namespace,
-                &worker,
-                config.dispatch_cpu_ms,
-                config.dispatch_subrequests,
-            )
-            .await?
-            {
+            match upstream::dispatch(req, env, rc, config, namespace, &worker).await? {
                 Dispatched::Response(response) => Ok(response),
                 Dispatched::NotFound => waitlist::handle_domain(req, env, ctx, rc).await,
             }
@@ -250,6 +268,13 @@ fn decorate(response: &mut Response, req: &Request, rc: &RequestCtx, config: &Co
             "session=; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age=0",
         );
     }
-    cors::decorate(headers, req, config);
+    // Platform CORS on platform routes only: elsewhere every Access-Control-* is the upstream's.
+    if rc
+        .route
+        .as_ref()
+        .is_none_or(|r| Traffic::of(r).platform_cors())
+    {
+        cors::decorate(headers, req, config);
+    }
     duration_ms
 }

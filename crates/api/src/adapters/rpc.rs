@@ -4,17 +4,13 @@
 //! were notifications). Also the pieces `/api/do/...` shares: bounded body reading, the
 //! per-service access check, the round trip's deadline, and what a failure may show.
 
-use std::future::Future;
-use std::time::Duration;
-
-use futures_util::future::{select, Either};
 use gateway::access::{authorize, AccessDenied, AccessLevel};
 use gateway::jsonrpc::{self, settle_reply, BoundCall, Plan, RpcFailure};
 use gateway::registry;
 use rpc::do_::{CallError, CallOptions, ServiceCall};
 use rpc::DoClient;
 use serde_json::Value;
-use worker::{Delay, Env, Method, Request, Response};
+use worker::{Env, Method, Request, Response};
 
 use crate::config;
 use crate::context::RequestCtx;
@@ -181,14 +177,7 @@ pub(crate) fn deadline_ms(env: &Env) -> u64 {
         .map_or(DEFAULT_DEADLINE_MS, |ms| ms.min(300_000))
 }
 
-/// `Some(output)`, or `None` when `ms` passed first (the future is then dropped).
-pub(crate) async fn within<F: Future>(ms: u64, future: F) -> Option<F::Output> {
-    let raced = select(Box::pin(future), Delay::from(Duration::from_millis(ms))).await;
-    match raced {
-        Either::Left((output, _)) => Some(output),
-        Either::Right(_) => None,
-    }
-}
+pub(crate) use crate::deadline::within;
 
 pub(crate) use crate::body::read_limited as read_body;
 
