@@ -9,7 +9,7 @@ use gateway::ids::{accept_request_id, TraceParent};
 use gateway::passthrough::{identification, Identification, Traffic};
 use gateway::registry::{self, ServiceKind};
 use gateway::router::{route, Route};
-use worker::{Context, Env, Method, Request, RequestInit, Response};
+use worker::{Context, Env, Method, Request, RequestInit, Response, ResponseBody};
 
 use crate::config::{self, Config};
 use crate::context::RequestCtx;
@@ -31,6 +31,9 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
             error.to_response(&rc.request_id)
         }
     };
+    if req.method() == Method::Head && platform_traffic(&rc) {
+        response = without_body(response);
+    }
     let duration_ms = decorate(&mut response, &req, &rc, &config);
     log::request(&rc, response.status_code(), duration_ms);
     metrics::record(&env, &rc, response.status_code(), duration_ms);
@@ -123,17 +126,43 @@ async fn run(
     identified?;
 
     // Tenants and forwarded services answer their own preflights and HEADs.
-    let traffic = Traffic::of(&target);
-    if traffic.platform_cors() && req.method() == Method::Options && cors::is_preflight(req) {
+    let platform = Traffic::of(&target) == Traffic::Platform;
+    if platform && req.method() == Method::Options && cors::is_preflight(req) {
         return Ok(cors::preflight(req, config));
     }
-    if traffic.platform_head() && req.method() == Method::Head {
+    if platform && req.method() == Method::Head {
         // HEAD is GET without the body (RFC 9110 §9.3.2): the same handler, status and
-        // headers (ETag, Content-Length); the runtime sends no body for a HEAD.
+        // headers (ETag, Content-Length).
+        // (`handle` drops the body, from errors too.)
         return call(&as_get(req)?, env, ctx, config, rc, target).await;
     }
 
     call(req, env, ctx, config, rc, target).await
+}
+
+/// Whether the platform answered for itself: its CORS and HEAD apply (no route yet counts:
+/// nothing was passed on).
+fn platform_traffic(rc: &RequestCtx) -> bool {
+    rc.route
+        .as_ref()
+        .is_none_or(|r| Traffic::of(r) == Traffic::Platform)
+}
+
+/// The answer to a HEAD: the GET's status and headers, no body, and the GET's
+/// `Content-Length` stated (the runtime would otherwise drop it along with the body).
+fn without_body(response: Response) -> Response {
+    let length = match response.body() {
+        ResponseBody::Body(bytes) => Some(bytes.len()),
+        ResponseBody::Empty | ResponseBody::Stream(_) => None,
+    };
+    let (builder, _) = response.into_parts();
+    let mut response = builder.empty();
+    if let Some(length) = length {
+        let _ = response
+            .headers_mut()
+            .set("Content-Length", &length.to_string());
+    }
+    response
 }
 
 /// The same request as a GET (a HEAD carries no body, so nothing is lost).
@@ -269,11 +298,7 @@ fn decorate(response: &mut Response, req: &Request, rc: &RequestCtx, config: &Co
         );
     }
     // Platform CORS on platform routes only: elsewhere every Access-Control-* is the upstream's.
-    if rc
-        .route
-        .as_ref()
-        .is_none_or(|r| Traffic::of(r).platform_cors())
-    {
+    if platform_traffic(rc) {
         cors::decorate(headers, req, config);
     }
     duration_ms

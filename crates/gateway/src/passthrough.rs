@@ -16,7 +16,9 @@ use base64::Engine;
 // ---------------------------------------------------------------------------------------
 // Traffic classes
 
-/// Whose request this is, decided once from the route.
+/// Whose request this is, decided once from the route. Platform CORS (preflight answers,
+/// `Access-Control-*` on responses) and the platform's own `HEAD` apply to `Platform` only: a
+/// tenant or a forwarded service gets its `OPTIONS` and `HEAD` as sent and answers them itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Traffic {
     /// Answered by the platform itself: adapters, `/rpc`, `/health`, the waitlist, errors.
@@ -34,18 +36,6 @@ impl Traffic {
             Route::Service { service, .. } if is_forwarded(service) => Traffic::Forwarded,
             _ => Traffic::Platform,
         }
-    }
-
-    /// Platform CORS (preflight answers, `Access-Control-*` on responses) applies here; a
-    /// tenant's or a forwarded service's CORS is its own.
-    pub fn platform_cors(self) -> bool {
-        self == Traffic::Platform
-    }
-
-    /// The platform answers `HEAD` itself (as its `GET`, without the body); upstreams get
-    /// `HEAD` as sent.
-    pub fn platform_head(self) -> bool {
-        self == Traffic::Platform
     }
 }
 
