@@ -354,173 +354,56 @@ mod tests {
             .map(|(_, v)| v.as_str())
     }
 
+    /// (what, incoming headers, the credential that proved the identity, what passes).
+    type TableCase<'a> = (
+        &'a str,
+        Vec<(&'a str, &'a str)>,
+        Option<CredentialHeader>,
+        Vec<&'a str>,
+    );
+    /// (Authorization, X-API-Key, Cookie, the credential that counts).
+    type CredentialCase<'a> = (
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+        Result<Option<Credential<'a>>, CredentialError>,
+    );
+
     /// One row per behaviour: (what, incoming headers, proved by, expected outbound headers
     /// besides the api's own, as `name: value`).
     #[test]
     fn the_table_applied() {
         use CredentialHeader::*;
         let bearer = format!("Bearer {OUR_TOKEN}");
-        let cases: Vec<(&str, Vec<(&str, &str)>, Option<CredentialHeader>, Vec<&str>)> = vec![
-            (
-                "ordinary headers pass",
-                vec![
-                    ("Content-Type", "text/plain"),
-                    ("X-Custom", "1"),
-                    ("Origin", "https://a.example"),
-                ],
-                None,
-                vec![
-                    "content-type: text/plain",
-                    "x-custom: 1",
-                    "origin: https://a.example",
-                ],
-            ),
-            (
-                "hop-by-hop headers go",
-                vec![
-                    ("Keep-Alive", "timeout=5"),
-                    ("TE", "trailers"),
-                    ("Transfer-Encoding", "chunked"),
-                    ("Trailer", "x"),
-                    ("Proxy-Authorization", "Basic eA=="),
-                    ("Proxy-Authenticate", "x"),
-                    ("Accept", "*/*"),
-                ],
-                None,
-                vec!["accept: */*"],
-            ),
-            (
-                "Connection and Upgrade go without an upgrade",
-                vec![("Connection", "keep-alive"), ("Upgrade", "h2c")],
-                None,
-                vec![],
-            ),
-            (
-                "headers named by Connection go",
-                vec![
-                    ("Connection", "x-drop-me, close"),
-                    ("X-Drop-Me", "1"),
-                    ("X-Keep", "2"),
-                ],
-                None,
-                vec!["x-keep: 2"],
-            ),
-            (
-                "a WebSocket upgrade keeps its headers",
-                vec![
-                    ("Connection", "keep-alive, Upgrade"),
-                    ("Upgrade", "websocket"),
-                    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-                    ("Sec-WebSocket-Version", "13"),
-                    ("Sec-WebSocket-Protocol", "chat"),
-                ],
-                None,
-                vec![
-                    "connection: Upgrade",
-                    "upgrade: websocket",
-                    "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==",
-                    "sec-websocket-version: 13",
-                    "sec-websocket-protocol: chat",
-                ],
-            ),
-            (
-                "Connection cannot remove what the api sets",
-                vec![
-                    (
-                        "Connection",
-                        "x-request-id, traceparent, cf-connecting-ip, x-platform-user-id",
-                    ),
-                    ("X-Request-Id", "forged"),
-                    ("traceparent", "forged"),
-                ],
-                None,
-                vec![],
-            ),
-            (
-                "client-sent X-Platform-* are stripped",
-                vec![
-                    ("X-Platform-User-Id", "u_forged"),
-                    ("X-PLATFORM-ROLE", "admin"),
-                    ("X-Platformish", "kept"),
-                ],
-                None,
-                vec!["x-platformish: kept"],
-            ),
-            (
-                "our bearer that proved the identity goes",
-                vec![("Authorization", bearer.as_str())],
-                Some(Authorization),
-                vec![],
-            ),
-            (
-                "a bearer that proved nothing passes",
-                vec![("Authorization", "Bearer github_pat_123")],
-                None,
-                vec!["authorization: Bearer github_pat_123"],
-            ),
-            (
-                "Basic auth passes",
-                vec![("Authorization", "Basic dXNlcjpwYXNz")],
-                None,
-                vec!["authorization: Basic dXNlcjpwYXNz"],
-            ),
-            (
-                "the API key that proved the identity goes, the tenant's bearer stays",
-                vec![
-                    ("Authorization", "Basic dXNlcjpwYXNz"),
-                    ("X-API-Key", "sk_abcdefghijkl_c2VjcmV0c2VjcmV0c2VjcmV0"),
-                ],
-                Some(ApiKey),
-                vec!["authorization: Basic dXNlcjpwYXNz"],
-            ),
-            (
-                "ADMIN_API_KEY never leaves, proved or not",
-                vec![("X-API-Key", ADMIN)],
-                None,
-                vec![],
-            ),
-            (
-                "ADMIN_API_KEY as a bearer never leaves either",
-                vec![("Authorization", "Bearer dev-admin-key")],
-                None,
-                vec![],
-            ),
-            (
-                "a provider's API key passes",
-                vec![("X-API-Key", "pk_live_provider")],
-                None,
-                vec!["x-api-key: pk_live_provider"],
-            ),
-            (
-                "the session cookie that proved the identity goes, other cookies stay",
-                vec![("Cookie", "theme=dark; session=abc; cart=3")],
-                Some(SessionCookie),
-                vec!["cookie: theme=dark; cart=3"],
-            ),
-            (
-                "a Cookie that held only the session goes",
-                vec![("Cookie", "session=abc")],
-                Some(SessionCookie),
-                vec![],
-            ),
-            (
-                "a tenant's own session cookie stays when it proved nothing",
-                vec![("Cookie", "session=tenant")],
-                Some(Authorization),
-                vec!["cookie: session=tenant"],
-            ),
-            (
-                "provider signatures pass",
-                vec![
-                    ("X-Hub-Signature-256", "sha256=abc"),
-                    ("Stripe-Signature", "t=1,v1=x"),
-                ],
-                None,
-                vec![
-                    "x-hub-signature-256: sha256=abc",
-                    "stripe-signature: t=1,v1=x",
-                ],
-            ),
+        #[rustfmt::skip]
+        let cases: Vec<TableCase> = vec![
+            ("ordinary headers pass", vec![("Content-Type", "text/plain"), ("X-Custom", "1"), ("Origin", "https://a.example")], None,
+                vec!["content-type: text/plain", "x-custom: 1", "origin: https://a.example"]),
+            ("hop-by-hop headers go", vec![("Keep-Alive", "timeout=5"), ("TE", "trailers"), ("Transfer-Encoding", "chunked"), ("Trailer", "x"), ("Proxy-Authorization", "Basic eA=="), ("Proxy-Authenticate", "x"), ("Accept", "*/*")], None,
+                vec!["accept: */*"]),
+            ("Connection and Upgrade go without an upgrade", vec![("Connection", "keep-alive"), ("Upgrade", "h2c")], None, vec![]),
+            ("headers named by Connection go", vec![("Connection", "x-drop-me, close"), ("X-Drop-Me", "1"), ("X-Keep", "2")], None,
+                vec!["x-keep: 2"]),
+            ("a WebSocket upgrade keeps its headers", vec![("Connection", "keep-alive, Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13"), ("Sec-WebSocket-Protocol", "chat")], None,
+                vec!["connection: Upgrade", "upgrade: websocket", "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version: 13", "sec-websocket-protocol: chat"]),
+            ("Connection cannot remove what the api sets", vec![("Connection", "x-request-id, traceparent, cf-connecting-ip, x-platform-user-id"), ("X-Request-Id", "forged"), ("traceparent", "forged")], None,
+                vec![]),
+            ("client-sent X-Platform-* are stripped", vec![("X-Platform-User-Id", "u_forged"), ("X-PLATFORM-ROLE", "admin"), ("X-Platformish", "kept")], None,
+                vec!["x-platformish: kept"]),
+            ("our bearer that proved the identity goes", vec![("Authorization", bearer.as_str())], Some(Authorization), vec![]),
+            ("a bearer that proved nothing passes", vec![("Authorization", "Bearer github_pat_123")], None, vec!["authorization: Bearer github_pat_123"]),
+            ("Basic auth passes", vec![("Authorization", "Basic dXNlcjpwYXNz")], None, vec!["authorization: Basic dXNlcjpwYXNz"]),
+            ("the API key that proved the identity goes, the tenant's Basic auth stays", vec![("Authorization", "Basic dXNlcjpwYXNz"), ("X-API-Key", "sk_abcdefghijkl_c2VjcmV0c2VjcmV0c2VjcmV0")], Some(ApiKey),
+                vec!["authorization: Basic dXNlcjpwYXNz"]),
+            ("ADMIN_API_KEY never leaves, proved or not", vec![("X-API-Key", ADMIN)], None, vec![]),
+            ("ADMIN_API_KEY as a bearer never leaves either", vec![("Authorization", "Bearer dev-admin-key")], None, vec![]),
+            ("a provider's API key passes", vec![("X-API-Key", "pk_live_provider")], None, vec!["x-api-key: pk_live_provider"]),
+            ("the session cookie that proved the identity goes, other cookies stay", vec![("Cookie", "theme=dark; session=abc; cart=3")], Some(SessionCookie),
+                vec!["cookie: theme=dark; cart=3"]),
+            ("a Cookie that held only the session goes", vec![("Cookie", "session=abc")], Some(SessionCookie), vec![]),
+            ("a tenant's own session cookie stays when it proved nothing", vec![("Cookie", "session=tenant")], Some(Authorization), vec!["cookie: session=tenant"]),
+            ("provider signatures pass", vec![("X-Hub-Signature-256", "sha256=abc"), ("Stripe-Signature", "t=1,v1=x")], None,
+                vec!["x-hub-signature-256: sha256=abc", "stripe-signature: t=1,v1=x"]),
         ];
         for (what, incoming, proved_by, expected) in cases {
             let outbound = Outbound {
@@ -643,45 +526,21 @@ mod tests {
         let bearer = format!("Bearer {OUR_TOKEN}");
         let session = format!("session={SESSION}");
         let api_key = "sk_abcdefghijkl_c2VjcmV0c2VjcmV0c2VjcmV0";
-        let cases: Vec<(
-            Option<&str>,
-            Option<&str>,
-            Option<&str>,
-            Result<Option<Credential>, CredentialError>,
-        )> = vec![
+        #[rustfmt::skip]
+        let cases: Vec<CredentialCase> = vec![
             (None, None, None, Ok(None)),
             (Some("Bearer github_pat_123"), None, None, Ok(None)),
             (Some("Basic dXNlcjpwYXNz"), None, None, Ok(None)),
             (Some("token abc"), None, None, Ok(None)),
-            (
-                Some(bearer.as_str()),
-                None,
-                None,
-                Ok(Some(Credential::Bearer(OUR_TOKEN))),
-            ),
-            (
-                Some("Basic dXNlcjpwYXNz"),
-                Some(api_key),
-                None,
-                Ok(Some(Credential::ApiKey(api_key))),
-            ),
+            (Some(bearer.as_str()), None, None, Ok(Some(Credential::Bearer(OUR_TOKEN)))),
+            (Some("Basic dXNlcjpwYXNz"), Some(api_key), None, Ok(Some(Credential::ApiKey(api_key)))),
             (None, Some("pk_provider_key"), None, Ok(None)),
             (None, Some("sk_live_51HStripeKey"), None, Ok(None)),
             (None, Some(ADMIN), None, Ok(Some(Credential::ApiKey(ADMIN)))),
             (None, None, Some("session=tenant-own"), Ok(None)),
             (None, None, Some("a=1"), Ok(None)),
-            (
-                None,
-                None,
-                Some(session.as_str()),
-                Ok(Some(Credential::Session(SESSION))),
-            ),
-            (
-                Some("Bearer github_pat_123"),
-                Some("pk_x"),
-                Some(session.as_str()),
-                Ok(Some(Credential::Session(SESSION))),
-            ),
+            (None, None, Some(session.as_str()), Ok(Some(Credential::Session(SESSION)))),
+            (Some("Bearer github_pat_123"), Some("pk_x"), Some(session.as_str()), Ok(Some(Credential::Session(SESSION)))),
         ];
         for (authorization, api_key, cookie, expected) in cases {
             assert_eq!(
@@ -745,15 +604,21 @@ mod tests {
         }
     }
 
-    /// The README's pass-through table names every row of the code's.
+    /// The README's pass-through table names every header of the code's table.
     #[test]
     fn the_readme_lists_every_row() {
-        let readme = include_str!("../../../README.md");
+        let readme = include_str!("../../../README.md").to_ascii_lowercase();
+        let marker = "<!-- pass-through table";
+        let start = readme
+            .find(marker)
+            .expect("the README's pass-through table marker");
+        let table = &readme[start..];
+        let table = &table[..table.find("\n\n").unwrap_or(table.len())];
         for row in REQUEST_HEADERS {
-            let cell = format!("| `{}` |", row.header);
+            let name = format!("`{}`", row.header);
             assert!(
-                readme.to_ascii_lowercase().contains(&cell),
-                "README's pass-through table lacks {cell}"
+                table.contains(&name),
+                "README's pass-through table lacks {name}"
             );
         }
     }
