@@ -18,7 +18,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use gateway::passthrough::platform_credential;
+use gateway::passthrough::{platform_credential, Identification};
 use gateway::token::{
     constant_time_eq, credential, is_session_id, parse_api_key, role_permissions, session_handle,
     sha256_hex, verify, Credential, KeySet, TokenError, ACCESS_TOKEN_TTL_SECS, TOKEN_AUDIENCE,
@@ -43,12 +43,12 @@ const MAX_ENTRIES: usize = 10_000;
 /// Local revocations are kept as long as a token they could affect may live.
 const LOCAL_REVOCATION_MS: f64 = (ACCESS_TOKEN_TTL_SECS as f64 + 300.0) * 1000.0;
 
-/// `platform_format_only`: on anonymous forwarding routes a credential that is not in our
-/// format is the upstream's (`gateway::passthrough::platform_credential`), not a 401.
+/// `how`: with `PlatformFormatOnly` (anonymous forwarding routes) a credential that is not in
+/// our format is the upstream's (`gateway::passthrough::platform_credential`), not a 401.
 pub async fn identify(
     req: &Request,
     env: &Env,
-    platform_format_only: bool,
+    how: Identification,
 ) -> Result<Option<Identity>, ApiError> {
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let (authorization, api_key, cookie) = (
@@ -56,7 +56,7 @@ pub async fn identify(
         header("x-api-key"),
         header("cookie"),
     );
-    let presented = if platform_format_only {
+    let presented = if how == Identification::PlatformFormatOnly {
         let config = config::load(env);
         platform_credential(
             authorization.as_deref(),

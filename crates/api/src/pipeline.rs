@@ -113,8 +113,7 @@ async fn run(
     // forwarding routes (`/mcp/*`, webhooks) only a credential in our format is ours.
     let identified = match identification(&target) {
         Identification::Skip => Ok(None),
-        Identification::Strict => identity::identify(req, env, false).await,
-        Identification::PlatformFormatOnly => identity::identify(req, env, true).await,
+        how => identity::identify(req, env, how).await,
     };
     match &identified {
         Ok(identity) => rc.identity = identity.clone(),
@@ -131,9 +130,8 @@ async fn run(
         return Ok(cors::preflight(req, config));
     }
     if platform && req.method() == Method::Head {
-        // HEAD is GET without the body (RFC 9110 §9.3.2): the same handler, status and
-        // headers (ETag, Content-Length).
-        // (`handle` drops the body, from errors too.)
+        // HEAD is GET without the body (RFC 9110 §9.3.2): the same handler, so the same status
+        // and headers (ETag included); `handle` drops the body, from errors too.
         return call(&as_get(req)?, env, ctx, config, rc, target).await;
     }
 
