@@ -50,29 +50,30 @@ export function findUserWorkers(root = path.join(ROOT, "examples/user-workers"))
 
 // The emulated dispatch namespace. In production the api calls
 // `env.PRODUCTION.get(name, args, { limits })` on a DispatchNamespace and then `fetch`es the
-// result. Locally the binding is a service binding to this entrypoint: `get` arrives as a
-// Workers RPC call (so it returns a promise, which the api awaits either way) and hands back
-// an RpcTarget whose `fetch` reaches the user worker through an ordinary service binding.
-// A missing worker fails the way the platform does: "Worker not found".
-// The limits cannot be enforced locally; they are passed on in a header so tests can see them.
+// result. Locally each namespace binding is a Miniflare wrapped binding: this module runs
+// inside the api's own isolate (as a DispatchNamespace does) with a service binding to each
+// user worker, and `get` returns an object whose `fetch` is that binding's own. So the call is
+// an ordinary HTTP-level fetch, as in production: redirects as sent, bodies streamed both ways,
+// a WebSocket upgrade answered with the worker's 101 and its WebSocket (a Workers RPC hop in
+// between would carry none of a WebSocket). A missing worker fails the way the platform does:
+// "Worker not found". The limits cannot be enforced locally; they are passed on in a header so
+// tests can see them.
 const DISPATCHER_SOURCE = `
-import { WorkerEntrypoint, RpcTarget } from "cloudflare:workers";
-class LocalUserWorker extends RpcTarget {
-  #fetcher; #name; #limits;
-  constructor(fetcher, name, limits) { super(); this.#fetcher = fetcher; this.#name = name; this.#limits = limits; }
-  async fetch(request) {
-    if (!this.#fetcher) throw new Error("Worker not found: " + this.#name);
-    const forwarded = new Request(request);
-    if (this.#limits) forwarded.headers.set("x-local-dispatch-limits", JSON.stringify(this.#limits));
-    return this.#fetcher.fetch(forwarded);
-  }
-}
-export default class LocalDispatchNamespace extends WorkerEntrypoint {
-  get(name, args, options) {
-    const fetcher = typeof name === "string" ? this.env["USER_WORKER:" + name] : undefined;
-    return new LocalUserWorker(fetcher, String(name), options && options.limits);
-  }
-  async fetch() { return new Response("a dispatch namespace is reached through get(name)", { status: 400 }); }
+export default function (env) {
+  return {
+    get(name, args, options) {
+      const fetcher = typeof name === "string" ? env["USER_WORKER:" + name] : undefined;
+      const limits = options && options.limits;
+      return {
+        fetch(input, init) {
+          if (!fetcher) throw new Error("Worker not found: " + String(name));
+          const forwarded = new Request(input, init);
+          if (limits) forwarded.headers.set("x-local-dispatch-limits", JSON.stringify(limits));
+          return fetcher.fetch(forwarded);
+        },
+      };
+    },
+  };
 }
 `;
 
@@ -87,7 +88,7 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
     name: `dispatch-${namespace}`,
     modules: true,
     script: DISPATCHER_SOURCE,
-    compatibilityDate: COMPATIBILITY_DATE,
+    // (no compatibility date: a wrapped binding runs with its host worker's)
     serviceBindings: Object.fromEntries(
       userWorkers.filter((w) => w.namespace === namespace).map((w) => [`USER_WORKER:${w.name}`, `user-${namespace}-${w.name}`]),
     ),
@@ -108,7 +109,6 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
           DB_SERVICE: "db",
           AUTH_SERVICE: "auth",
           DO_SERVICE: "do",
-          ...Object.fromEntries(dispatchers.map((d) => [d.binding, d.name])),
           ...apiServices,
         },
         kvNamespaces: { ROUTES_CACHE: "routes-cache", AUTH_CACHE: "auth-cache" },
@@ -118,7 +118,10 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
         ratelimits: { TENANT_RATE_LIMITER: { simple: { limit: 1000, period: 60 } } },
         // Workers Analytics Engine has no local equivalent: a wrapped binding (as workers-rs's
         // own tests do) that prints each data point as one line, so tests can read them.
-        wrappedBindings: { ANALYTICS: { scriptName: "analytics-engine-local" } },
+        wrappedBindings: {
+          ANALYTICS: { scriptName: "analytics-engine-local" },
+          ...Object.fromEntries(dispatchers.map((d) => [d.binding, { scriptName: d.name }])),
+        },
         assets: {
           directory: assetsDirectory ?? path.join(ROOT, "assets"),
           binding: "ASSETS",

@@ -15,6 +15,7 @@ Try:
   curl -s -H 'Host: api.do' ${base}/health
   curl -s -H 'Host: myapp.do' ${base}/hello              # user worker, production namespace
   curl -s -H 'Host: myapp.staging.do' ${base}/hello      # user worker, staging namespace
+  curl -si -X POST -H 'Host: myapp.do' ${base}/login     # its redirect and cookie, passed on (never followed)
   curl -s -H 'Host: api.do' -H 'X-API-Key: dev-admin-key' ${base}/api/do/services
   curl -s -H 'Host: nobody-here.com' ${base}/            # waitlist page
 Ctrl-C stops everything.`);

@@ -12,7 +12,11 @@ describe("the platform", () => {
     name: "dispatch-probe",
     modules: true,
     compatibilityDate: "2025-09-01",
-    serviceBindings: { production: "dispatch-production", staging: "dispatch-staging", development: "dispatch-development" },
+    wrappedBindings: {
+      production: { scriptName: "dispatch-production" },
+      staging: { scriptName: "dispatch-staging" },
+      development: { scriptName: "dispatch-development" },
+    },
     script: `export default { async fetch(request, env) {
       const [, ns, name] = new URL(request.url).pathname.split("/");
       try {

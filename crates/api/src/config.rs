@@ -19,6 +19,12 @@ pub struct Config {
     /// Per-request limits for user workers (Workers for Platforms custom limits).
     pub dispatch_cpu_ms: u32,
     pub dispatch_subrequests: u32,
+    /// Deadlines (ms, `deadline`): dispatch and forward until the response headers; one RPC
+    /// of the db/auth/do adapters, of identification (API keys, sessions) and of `/health`;
+    /// one KV read.
+    pub upstream_timeout_ms: u64,
+    pub service_timeout_ms: u64,
+    pub kv_timeout_ms: u64,
     /// Test-only: `GET /health?panic` panics (var ENABLE_TEST_PANIC=1).
     pub test_panic: bool,
     /// Raw values parsed by their own modules (limiter, identity), which cache the result.
@@ -31,7 +37,7 @@ pub struct Config {
 }
 
 /// Vars and secrets alike (workerd exposes both as strings on `env`).
-const VARS: [&str; 12] = [
+const VARS: [&str; 15] = [
     "API_HOSTS",
     "PLATFORM_ZONE",
     "CORS_ORIGINS",
@@ -44,6 +50,9 @@ const VARS: [&str; 12] = [
     "TOKEN_KEYS",
     "ADMIN_API_KEY",
     "RATE_LIMIT_SHARDS",
+    "UPSTREAM_TIMEOUT_MS",
+    "SERVICE_TIMEOUT_MS",
+    "KV_TIMEOUT_MS",
 ];
 
 /// The raw values of `VARS`, in order (an array, so indexing is checked at compile time).
@@ -94,6 +103,11 @@ pub fn load(env: &Env) -> Rc<Config> {
     })
 }
 
+/// A deadline var: 1 ms to 5 minutes (a zero or negative value would fail every call).
+fn timeout(ms: f64) -> u64 {
+    ms.clamp(1.0, 300_000.0) as u64
+}
+
 fn parse(raw: &Raw) -> Config {
     let num = |i: usize, default: f64| {
         raw[i]
@@ -113,6 +127,9 @@ fn parse(raw: &Raw) -> Config {
         routes_ttl_ms: num(3, 10_000.0).max(0.0),
         dispatch_cpu_ms: num(4, 50.0).clamp(1.0, 30_000.0) as u32,
         dispatch_subrequests: num(5, 50.0).clamp(1.0, 1_000.0) as u32,
+        upstream_timeout_ms: timeout(num(12, 30_000.0)),
+        service_timeout_ms: timeout(num(13, 10_000.0)),
+        kv_timeout_ms: timeout(num(14, 2_000.0)),
         test_panic: raw[6].as_deref() == Some("1"),
         rate_limits: raw[7].clone(),
         rate_limit_failure_mode: raw[8].clone(),

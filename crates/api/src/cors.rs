@@ -1,4 +1,5 @@
-//! CORS: preflights answered by the api, and the allow headers on every response. Origins come
+//! CORS on platform routes (the pipeline skips tenant and forwarded routes, whose CORS is their
+//! own): preflights answered by the api, and the allow headers on every response. Origins come
 //! from `CORS_ORIGINS` (default `*`); credentials are never allowed cross-origin.
 
 use worker::{Headers, Request, Response};

@@ -22,6 +22,11 @@ pub enum ApiError {
     BadGateway(String),
     ServiceUnavailable(String),
     GatewayTimeout,
+    /// A named upstream (a user worker, a service, KV) missed its deadline (`deadline`).
+    UpstreamTimeout {
+        upstream: String,
+        ms: u64,
+    },
     /// Anything unexpected: the client sees a fixed text, the log sees this one.
     Internal(String),
     /// A problem already shaped by a module (status and detail chosen there).
@@ -41,16 +46,21 @@ impl ApiError {
             ApiError::TooManyRequests { retry_after } => Problem::too_many_requests(*retry_after),
             ApiError::BadGateway(service) => Problem::bad_gateway(service),
             ApiError::ServiceUnavailable(d) => Problem::service_unavailable(d.clone()),
-            ApiError::GatewayTimeout => Problem::gateway_timeout(),
+            ApiError::GatewayTimeout | ApiError::UpstreamTimeout { .. } => {
+                Problem::gateway_timeout()
+            }
             ApiError::Internal(_) => Problem::internal(),
             ApiError::Problem(p) => (**p).clone(),
         }
     }
 
     /// What the log line records beyond the problem itself.
-    pub fn internal_detail(&self) -> Option<&str> {
+    pub fn internal_detail(&self) -> Option<String> {
         match self {
-            ApiError::Internal(d) => Some(d),
+            ApiError::Internal(d) => Some(d.clone()),
+            ApiError::UpstreamTimeout { upstream, ms } => {
+                Some(format!("{upstream} did not answer within {ms} ms"))
+            }
             _ => None,
         }
     }

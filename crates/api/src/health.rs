@@ -6,6 +6,7 @@ use rpc::clients::ServiceClient;
 use serde_json::{json, Map, Value};
 use worker::{Env, Response};
 
+use crate::deadline;
 use crate::error::{json_response, ApiError};
 
 /// The services `/health` fans out to: the registry's RPC services (those the api reaches
@@ -17,10 +18,13 @@ fn rpc_services() -> impl Iterator<Item = (&'static str, &'static str)> {
         .filter_map(|s| s.binding.map(|b| (s.name, b)))
 }
 
-async fn probe(env: &Env, service: &str, binding: &str) -> (String, Value) {
+async fn probe(env: &Env, service: &str, binding: &str, timeout_ms: u64) -> (String, Value) {
     let started = js_sys::Date::now();
     let outcome = match ServiceClient::from_env(env, binding, service) {
-        Ok(client) => client.health().await.map_err(|e| e.to_string()),
+        Ok(client) => match deadline::within(timeout_ms, client.health()).await {
+            Some(answer) => answer.map_err(|e| e.to_string()),
+            None => Err(format!("no answer within {timeout_ms} ms")),
+        },
         Err(e) => Err(e.to_string()),
     };
     let latency_ms = (js_sys::Date::now() - started).max(0.0).round() as u64;
@@ -32,8 +36,9 @@ async fn probe(env: &Env, service: &str, binding: &str) -> (String, Value) {
     (service.to_string(), body)
 }
 
-pub async fn respond(env: &Env) -> Result<Response, ApiError> {
-    let results = join_all(rpc_services().map(|(s, b)| probe(env, s, b))).await;
+/// Each probe has `timeout_ms` (`SERVICE_TIMEOUT_MS`); one that misses it reports that service down.
+pub async fn respond(env: &Env, timeout_ms: u64) -> Result<Response, ApiError> {
+    let results = join_all(rpc_services().map(|(s, b)| probe(env, s, b, timeout_ms))).await;
     let down: Vec<String> = results
         .iter()
         .filter(|(_, v)| v["ok"] != Value::Bool(true))

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::rc::Rc;
 
+use gateway::passthrough::{platform_credential, Identification};
 use lru::LruCache;
 
 use gateway::token::{
@@ -32,6 +33,7 @@ use worker::{Env, Request};
 
 use crate::config::{self, Config};
 use crate::context::{CredentialKind, Identity, Role};
+use crate::deadline;
 use crate::error::ApiError;
 use crate::log;
 
@@ -46,18 +48,34 @@ const MAX_CREDENTIALS: usize = 10_000;
 /// Local revocations are kept as long as a token they could affect may live.
 const LOCAL_REVOCATION_MS: f64 = (ACCESS_TOKEN_TTL_SECS as f64 + 300.0) * 1000.0;
 
-pub async fn identify(req: &Request, env: &Env) -> Result<Option<Identity>, ApiError> {
+/// `how`: with `PlatformFormatOnly` (anonymous forwarding routes) a credential that is not in
+/// our format is the upstream's (`gateway::passthrough::platform_credential`), not a 401.
+pub async fn identify(
+    req: &Request,
+    env: &Env,
+    how: Identification,
+) -> Result<Option<Identity>, ApiError> {
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let (authorization, api_key, cookie) = (
         header("authorization"),
         header("x-api-key"),
         header("cookie"),
     );
-    let presented = credential(
-        authorization.as_deref(),
-        api_key.as_deref(),
-        cookie.as_deref(),
-    )
+    let presented = if how == Identification::PlatformFormatOnly {
+        let config = config::load(env);
+        platform_credential(
+            authorization.as_deref(),
+            api_key.as_deref(),
+            cookie.as_deref(),
+            config.admin_api_key.as_deref(),
+        )
+    } else {
+        credential(
+            authorization.as_deref(),
+            api_key.as_deref(),
+            cookie.as_deref(),
+        )
+    }
     .map_err(|e| ApiError::Unauthorized(format!("malformed credential: {e}")))?;
     match presented {
         None => Ok(None),
@@ -308,7 +326,8 @@ async fn revocation_state(
         |_| ApiError::ServiceUnavailable("the revocation list is not available".into());
     let revoked_key = revoked_session_key(sid);
     let role_key = user_role_key(user_id);
-    let (revoked, role) = futures_util::future::join(
+    let kv_ms = config::load(env).kv_timeout_ms;
+    let read = futures_util::future::join(
         async {
             match known_revoked {
                 Some(r) => Ok(r),
@@ -321,8 +340,8 @@ async fn revocation_state(
                 None => kv.get(&role_key).text().await,
             }
         },
-    )
-    .await;
+    );
+    let (revoked, role) = deadline::upstream("kv AUTH_CACHE", kv_ms, read).await?;
     let revoked = revoked.map_err(unavailable)?;
     let role = role.map_err(unavailable)?.map(|r| Role::parse(&r));
     MEMORY.with(|m| {
@@ -386,9 +405,11 @@ where
                 Ok(client) => client,
                 Err(e) => return Some(Err(e.into())),
             };
-            let validation = match ask(client).await {
-                Ok(v) => v,
-                Err(e) => return Some(Err(e.into())),
+            let auth_ms = config::load(env).service_timeout_ms;
+            let validation = match deadline::upstream("auth", auth_ms, ask(client)).await {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => return Some(Err(e.into())),
+                Err(timeout) => return Some(Err(timeout)),
             };
             let answer = to_validated(validation, via);
             MEMORY.with(|m| {

@@ -6,6 +6,7 @@ mod body;
 mod config;
 mod context;
 mod cors;
+mod deadline;
 mod describe;
 mod error;
 mod health;
@@ -16,7 +17,6 @@ mod log;
 mod metrics;
 mod pipeline;
 mod routing;
-mod timeout;
 mod upstream;
 mod waitlist;
 

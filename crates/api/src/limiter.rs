@@ -24,7 +24,7 @@ use worker::Env;
 use crate::config::{self, Config};
 use crate::context::RequestCtx;
 use crate::error::ApiError;
-use crate::{log, timeout};
+use crate::{deadline, log};
 
 /// The Durable Object namespace binding (wrangler.jsonc, scripts/platform.mjs).
 const BINDING: &str = "RATE_LIMITER";
@@ -239,7 +239,7 @@ async fn decide(
             .unwrap_or_default();
         Decision::from_wire(&wire).ok_or_else(|| format!("decision: unreadable {wire:?}"))
     };
-    timeout::within(TIMEOUT_MS, call)
+    deadline::within(TIMEOUT_MS, call)
         .await
         .unwrap_or_else(|| Err(format!("no answer within {TIMEOUT_MS} ms")))
 }
@@ -251,7 +251,7 @@ async fn approximate(env: &Env, key: &str, policy: &Policy) -> Result<Decision, 
     let binding = env
         .rate_limiter(APPROXIMATE_BINDING)
         .map_err(|e| format!("binding {APPROXIMATE_BINDING}: {e}"))?;
-    let outcome = timeout::within(TIMEOUT_MS, binding.limit(key.to_owned()))
+    let outcome = deadline::within(TIMEOUT_MS, binding.limit(key.to_owned()))
         .await
         .ok_or_else(|| format!("no answer within {TIMEOUT_MS} ms"))?
         .map_err(|e| format!("limit: {e}"))?;

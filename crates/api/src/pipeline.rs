@@ -6,15 +6,18 @@
 use gateway::access::AccessLevel;
 use gateway::host::normalize_host;
 use gateway::ids::{accept_request_id, TraceParent};
+use gateway::passthrough::{identification, Identification, Traffic};
 use gateway::registry::{self, ServiceKind};
 use gateway::router::{route, Route, TrafficClass};
-use worker::{Context, Env, Method, Request, Response};
+use worker::{Context, Env, Method, Request, RequestInit, Response, ResponseBody};
 
 use crate::config::{self, Config};
 use crate::context::RequestCtx;
 use crate::error::{json_response, ApiError};
 use crate::upstream::{self, Dispatched};
-use crate::{adapters, cors, describe, health, identity, limiter, log, metrics, routing, waitlist};
+use crate::{
+    adapters, cors, deadline, describe, health, identity, limiter, log, metrics, routing, waitlist,
+};
 
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
     let config = config::load(&env);
@@ -25,11 +28,14 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
         Ok(response) => response,
         Err(error) => {
             if let Some(detail) = error.internal_detail() {
-                rc.log_error = Some(detail.to_string());
+                rc.log_error = Some(detail);
             }
             error.to_response(&rc.request_id)
         }
     };
+    if req.method() == Method::Head && platform_traffic(&rc) {
+        response = without_body(response);
+    }
     let duration_ms = decorate(&mut response, &req, &rc, &config);
     log::request(&rc, response.status_code(), duration_ms);
     metrics::record(&env, &rc, response.status_code(), duration_ms);
@@ -103,20 +109,22 @@ async fn run(
     }
     rc.route = Some(target.clone());
 
-    // identify: only for the platform's own routes. User workers and waitlist pages are
-    // anonymous to us: their Authorization headers and cookies belong to them, so a foreign
-    // credential there is passed on, never answered with our 401.
+    // identify: as the route's class says (`gateway::passthrough::identification`). An
+    // anonymous user worker or waitlist page is anonymous to us: its Authorization headers and
+    // cookies belong to it, so they are passed on, never answered with our 401. On anonymous
+    // forwarding routes (`/mcp/*`, webhooks) only a credential in our format is ours.
     let mut address_charged = false;
-    let identified = if matches!(target, Route::UserWorker { .. } | Route::Waitlist { .. }) {
-        Ok(None)
-    } else {
-        // A credential this isolate has not seen costs the address a unit first, so a flood
-        // of made-up keys or session ids is refused here, never looked up.
-        if identity::needs_lookup(req, env) {
-            limiter::charge_address(env, rc).await?;
-            address_charged = true;
+    let identified = match identification(&target) {
+        Identification::Skip => Ok(None),
+        how => {
+            // A credential this isolate has not seen costs the address a unit first, so a
+            // flood of made-up keys or session ids is refused here, never looked up.
+            if identity::needs_lookup(req, env) {
+                limiter::charge_address(env, rc).await?;
+                address_charged = true;
+            }
+            identity::identify(req, env, how).await
         }
-        identity::identify(req, env).await
     };
     match &identified {
         Ok(identity) => rc.identity = identity.clone(),
@@ -142,11 +150,51 @@ async fn run(
     }
     identified?;
 
-    if req.method() == Method::Options && cors::is_preflight(req) {
+    // Tenants and forwarded services answer their own preflights and HEADs.
+    let platform = Traffic::of(&target) == Traffic::Platform;
+    if platform && req.method() == Method::Options && cors::is_preflight(req) {
         return Ok(cors::preflight(req, config));
+    }
+    if platform && req.method() == Method::Head {
+        // HEAD is GET without the body (RFC 9110 §9.3.2): the same handler, so the same status
+        // and headers (ETag included); `handle` drops the body, from errors too.
+        return call(&as_get(req)?, env, ctx, config, rc, target, None).await;
     }
 
     call(req, env, ctx, config, rc, target, rpc_plan).await
+}
+
+/// Whether the platform answered for itself: its CORS and HEAD apply (no route yet counts:
+/// nothing was passed on).
+fn platform_traffic(rc: &RequestCtx) -> bool {
+    rc.route
+        .as_ref()
+        .is_none_or(|r| Traffic::of(r) == Traffic::Platform)
+}
+
+/// The answer to a HEAD: the GET's status and headers, no body, and the GET's
+/// `Content-Length` stated (the runtime would otherwise drop it along with the body).
+fn without_body(response: Response) -> Response {
+    let length = match response.body() {
+        ResponseBody::Body(bytes) => Some(bytes.len()),
+        ResponseBody::Empty | ResponseBody::Stream(_) => None,
+    };
+    let (builder, _) = response.into_parts();
+    let mut response = builder.empty();
+    if let Some(length) = length {
+        let _ = response
+            .headers_mut()
+            .set("Content-Length", &length.to_string());
+    }
+    response
+}
+
+/// The same request as a GET (a HEAD carries no body, so nothing is lost).
+fn as_get(req: &Request) -> Result<Request, ApiError> {
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get)
+        .with_headers(req.headers().clone());
+    Ok(Request::new_with_init(req.url()?.as_str(), &init)?)
 }
 
 /// True when the request's only credential is a session cookie (no Bearer, no API key).
@@ -181,7 +229,7 @@ async fn call(
         Route::Health if req.url()?.query() == Some("live") => {
             Ok(json_response(200, &serde_json::json!({"status": "ok"})))
         }
-        Route::Health => health::respond(env).await,
+        Route::Health => health::respond(env, config.service_timeout_ms).await,
         Route::OpenApi => {
             rc.require(AccessLevel::Admin)?;
             describe::openapi(env).await
@@ -201,14 +249,25 @@ async fn call(
             let kind = registry::service(&service)
                 .map(|s| s.kind)
                 .unwrap_or(ServiceKind::Forward);
+            let service_ms = config.service_timeout_ms;
             match (kind, service.as_str()) {
-                (ServiceKind::Adapter, "db") => adapters::db::handle(req, env, rc, &path).await,
-                (ServiceKind::Adapter, "auth") => adapters::auth::handle(req, env, rc, &path).await,
-                (ServiceKind::Adapter, "do") => adapters::do_::handle(req, env, rc, &path).await,
+                (ServiceKind::Adapter, "db") => {
+                    let handled = adapters::db::handle(req, env, rc, &path);
+                    deadline::upstream("db", service_ms, handled).await?
+                }
+                (ServiceKind::Adapter, "auth") => {
+                    let handled = adapters::auth::handle(req, env, rc, &path);
+                    deadline::upstream("auth", service_ms, handled).await?
+                }
+                (ServiceKind::Adapter, "do") => {
+                    // do is the RPC proxy: its calls have their own deadline, RPC_TIMEOUT_MS.
+                    let handled = adapters::do_::handle(req, env, rc, &path);
+                    deadline::upstream("do", adapters::rpc::deadline_ms(env), handled).await?
+                }
                 (ServiceKind::Builtin, _) => waitlist::handle_service(req, env, rc, &path).await,
                 _ => match binding {
                     Some(binding) => {
-                        upstream::forward(req, env, rc, &service, &binding, &path).await
+                        upstream::forward(req, env, rc, config, &service, &binding, &path).await
                     }
                     None => Err(ApiError::ServiceUnavailable(format!(
                         "service {service} is not available here"
@@ -223,17 +282,7 @@ async fn call(
             ..
         } => {
             rc.require(access)?;
-            match upstream::dispatch(
-                req,
-                env,
-                rc,
-                namespace,
-                &worker,
-                config.dispatch_cpu_ms,
-                config.dispatch_subrequests,
-            )
-            .await?
-            {
+            match upstream::dispatch(req, env, rc, config, namespace, &worker).await? {
                 Dispatched::Response(response) => Ok(response),
                 Dispatched::NotFound => {
                     // No such worker: this is the waitlist's traffic now, and a sign-up is
@@ -279,6 +328,9 @@ fn decorate(response: &mut Response, req: &Request, rc: &RequestCtx, config: &Co
             "session=; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age=0",
         );
     }
-    cors::decorate(headers, req, config);
+    // Platform CORS on platform routes only: elsewhere every Access-Control-* is the upstream's.
+    if platform_traffic(rc) {
+        cors::decorate(headers, req, config);
+    }
     duration_ms
 }

@@ -90,7 +90,10 @@ async fn refresh(env: &Env, ttl_ms: f64) {
 async fn load(env: &Env, ttl_ms: f64) -> Result<DomainRoutes, String> {
     let kv = env.kv(KV_BINDING).ok();
     if let Some(kv) = &kv {
-        if let Ok(Some(shared)) = kv.get(KV_KEY).json::<Shared>().await {
+        // A KV read that misses its deadline counts as a miss: ASSETS is read instead.
+        let kv_ms = crate::config::load(env).kv_timeout_ms;
+        let read = crate::deadline::within(kv_ms, kv.get(KV_KEY).json::<Shared>()).await;
+        if let Some(Ok(Some(shared))) = read {
             if js_sys::Date::now() - shared.fetched_at_ms < ttl_ms {
                 if let Ok(table) = DomainRoutes::parse(shared.json.as_bytes()) {
                     return Ok(table);

@@ -2,9 +2,6 @@
 //! binding, invoke with a deadline, classify the failure, and write the call's log line.
 //! Arguments and results stay JS values: the proxy forwards what it was given untouched.
 
-use std::time::Duration;
-
-use futures_util::future::{select, Either};
 use gateway::jsonrpc::{
     proxy_allowed, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, SERVICE_FAILED,
     SERVICE_UNAVAILABLE, TIMEOUT,
@@ -12,10 +9,11 @@ use gateway::jsonrpc::{
 use gateway::registry;
 use js_sys::{Array, Reflect};
 use rpc::clients::to_js;
+use rpc::deadline::within;
 use rpc::sys;
 use serde_json::{json, Value};
 use wasm_bindgen::{JsCast, JsValue};
-use worker::{Delay, Env};
+use worker::Env;
 
 use crate::catalog::{self, SELF};
 
@@ -192,18 +190,14 @@ async fn dispatch(
         ));
     };
     let limit_ms = timeout_ms(var(env, "CALL_TIMEOUT_MS").as_deref());
-    let call = Box::pin(sys::invoke(&stub, method, args));
-    let deadline = Delay::from(Duration::from_millis(u64::from(limit_ms)));
-    let raced = select(call, deadline).await;
-    match raced {
-        Either::Left((Ok(value), _)) => Ok(value),
-        Either::Left((Err(thrown), _)) => Err(Failure::new(
+    match within(u64::from(limit_ms), sys::invoke(&stub, method, args)).await {
+        Some(Ok(value)) => Ok(value),
+        Some(Err(thrown)) => Err(Failure::new(
             SERVICE_FAILED,
             truncate(&sys::error_message(&thrown), MAX_MESSAGE),
         )),
-        // Dropping the call future abandons the pending promise; the runtime cancels it when
-        // this request ends. The caller gets its answer now.
-        Either::Right(_) => Err(Failure::new(
+        // The call was dropped (abandoned); the caller gets its answer now.
+        None => Err(Failure::new(
             TIMEOUT,
             format!("Timeout: {service}.{method} did not answer within {limit_ms} ms"),
         )),

@@ -125,8 +125,9 @@ pub enum Route {
     RoutesUnavailable,
 }
 
-/// Who a request's traffic belongs to, which decides its rate-limit policy, whether the
-/// platform's CORS applies, and whether the platform identifies the caller by default.
+/// Whose quota a request spends: the platform's policies, or its tenant's (user workers and
+/// waitlist pages). Who *answers* it (which decides CORS, HEAD and identification) is the
+/// related `passthrough::Traffic`, where the waitlist is the platform's own answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrafficClass {
     /// The platform's own routes: path routes, service subdomains, domain routes to services.

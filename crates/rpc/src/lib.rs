@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod clients;
 pub mod db;
+pub mod deadline;
 pub mod do_;
 pub mod sys;
 pub mod wire;

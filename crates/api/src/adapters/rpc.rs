@@ -191,7 +191,7 @@ pub(crate) fn deadline_ms(env: &Env) -> u64 {
         .map_or(DEFAULT_DEADLINE_MS, |ms| ms.min(300_000))
 }
 
-pub(crate) use crate::timeout::within;
+pub(crate) use crate::deadline::within;
 
 pub(crate) use crate::body::read_limited as read_body;
 
