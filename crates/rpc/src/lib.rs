@@ -5,6 +5,7 @@ pub mod auth;
 pub mod clients;
 pub mod db;
 pub mod do_;
+pub mod health;
 pub mod sys;
 pub mod wire;
 
