@@ -435,14 +435,7 @@ pub fn api_key_prefix(key: &str) -> Option<&str> {
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(data);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0x0f)]));
-    }
-    out
+    hex::encode(Sha256::digest(data))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -170,15 +170,8 @@ pub fn hash_ip(ip: &str, salt: &[u8]) -> String {
     // Case-insensitive so IPv6 spellings differing only in case hash alike.
     mac.update(ip.trim().to_ascii_lowercase().as_bytes());
     let digest = mac.finalize().into_bytes();
-    let mut hex = String::with_capacity(32);
-    for b in &digest[..16] {
-        hex.push(char::from(HEX[usize::from(b >> 4)]));
-        hex.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
-    hex
+    hex::encode(&digest[..16])
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Sign-ups as CSV (RFC 4180: CRLF lines, quoted when needed, quotes doubled), with a header
 /// row. Cells starting with `= + - @`, tab or CR get a leading `'` so spreadsheet apps show
