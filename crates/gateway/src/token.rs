@@ -363,7 +363,8 @@ fn is_b64token(t: &str) -> bool {
 fn session_cookie(header: &str) -> Result<Option<&str>, CredentialError> {
     let Some(value) = cookie::Cookie::split_parse(header)
         .filter_map(Result::ok)
-        .find_map(|c| (c.name() == SESSION_COOKIE).then(|| c.value_raw()).flatten())
+        .find(|c| c.name() == SESSION_COOKIE)
+        .and_then(|c| c.value_raw())
     else {
         return Ok(None);
     };
