@@ -61,7 +61,7 @@ const mf = new Miniflare({ ...options, handleRuntimeStdio: (out, err) => { out.o
 async function fail(error) {
   console.error(`\nbench: FAILED: ${error?.stack ?? error}`);
   for (const [name, ring] of Object.entries(tails)) {
-    const text = Buffer.concat(ring).toString("utf8").slice(-8192).trim();
+    const text = Buffer.concat(ring).toString("utf8").slice(-4096).trim();
     if (text) console.error(`\nbench: the end of workerd's ${name}:\n${text}`);
   }
   await Promise.race([mf.dispose(), new Promise((r) => setTimeout(r, 5000))]).catch(() => {});
