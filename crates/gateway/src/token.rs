@@ -1,5 +1,6 @@
 //! Access tokens (JWT, HS256 only) with key rotation, reading credentials from request
-//! headers, API key format and hashing, and constant-time secret comparison.
+//! headers and writing the session's `Set-Cookie`, API key format and hashing, and
+//! constant-time secret comparison.
 
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
 use base64::engine::DecodePaddingMode;
