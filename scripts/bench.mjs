@@ -53,8 +53,25 @@ for (const w of options.workers) {
   // writeDataPoint and drops the printing, so the numbers carry no test-only cost.
   if (w.name === "analytics-engine-local") w.script = "export default function () { return { writeDataPoint() {} }; }";
 }
-// Logs are drained and dropped (wrk floods them); an unread pipe would block workerd.
-const mf = new Miniflare({ ...options, handleRuntimeStdio: (out, err) => { out.resume(); err.resume(); } });
+// Logs are drained (wrk floods them; an unread pipe would block workerd) and only their last
+// chunks kept, by reference (no copying under load), for the failure report below.
+const TAIL_CHUNKS = 16;
+const tails = { stdout: [], stderr: [] };
+const keep = (ring) => (chunk) => { ring.push(chunk); if (ring.length > TAIL_CHUNKS) ring.shift(); };
+const mf = new Miniflare({ ...options, handleRuntimeStdio: (out, err) => { out.on("data", keep(tails.stdout)); err.on("data", keep(tails.stderr)); } });
+// Any failure stops the run loudly: its reason, then the tail of workerd's output (a worker's
+// own error is often only there), and the platform is disposed before the exit status 1.
+async function fail(error) {
+  console.error(`\nbench: FAILED: ${error?.stack ?? error}`);
+  for (const [name, ring] of Object.entries(tails)) {
+    const text = Buffer.concat(ring).toString("utf8").slice(-4096).trim();
+    if (text) console.error(`\nbench: the end of workerd's ${name}:\n${text}`);
+  }
+  await Promise.race([mf.dispose(), new Promise((r) => setTimeout(r, 5000))]).catch(() => {});
+  process.exit(1);
+}
+process.on("uncaughtException", fail);
+process.on("unhandledRejection", fail);
 await mf.ready;
 await applyMigrations(mf);
 const url = async (name) => (await mf.unsafeGetDirectURL(name)).toString();

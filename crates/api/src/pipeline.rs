@@ -323,10 +323,7 @@ fn decorate(response: &mut Response, req: &Request, rc: &RequestCtx, config: &Co
         }
     }
     if rc.clear_session_cookie {
-        let _ = headers.append(
-            "Set-Cookie",
-            "session=; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age=0",
-        );
+        let _ = headers.append("Set-Cookie", &gateway::token::session_clear_cookie());
     }
     // Platform CORS on platform routes only: elsewhere every Access-Control-* is the upstream's.
     if platform_traffic(rc) {

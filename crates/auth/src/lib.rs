@@ -6,6 +6,7 @@
 //! `validate*` answer `{valid, user?, sessionId?, keyId?}`; only internal faults throw.
 
 mod crypto;
+mod error;
 mod service;
 mod store;
 
@@ -14,31 +15,20 @@ use std::future::Future;
 use gateway::ids::TraceParent;
 use rpc::auth::{encode_result, AuthResult, Refusal, Validation};
 use rpc::clients::{from_js, to_js};
-use rpc::{sys, Ctx, Health};
+use rpc::Ctx;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
 
-use service::{Failure, Fault, Outcome};
+use error::{Failure, Fault, Outcome};
 
 const SERVICE: &str = "auth";
 
 /// `health()`: can the service reach its D1 database?
 #[wasm_bindgen]
 pub async fn health() -> Result<JsValue, JsValue> {
-    let health = match sys::importable_env().d1("DB") {
-        Ok(db) => match db
-            .prepare("SELECT 1 AS ok")
-            .first::<serde_json::Value>(None)
-            .await
-        {
-            Ok(_) => Health::up(SERVICE),
-            Err(e) => Health::down(SERVICE, format!("D1 query failed: {e}")),
-        },
-        Err(_) => Health::down(SERVICE, "D1 binding DB is not configured"),
-    };
-    to_js(&health).map_err(|e| JsValue::from_str(&e.to_string()))
+    rpc::health::d1_health_js(SERVICE).await
 }
 
 #[wasm_bindgen(js_name = validateToken)]

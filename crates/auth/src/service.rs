@@ -21,6 +21,7 @@ use rpc::Ctx;
 use worker::D1Database;
 
 use crate::crypto::{pbkdf2_sha256, random};
+use crate::error::{Failure, Fault, Outcome};
 use crate::store::{
     self, all, first, number, opt_text, text, write, Credentials, KeyInfoRow, KeyRow, SessionRow,
     UserRow, USER_COLUMNS,
@@ -34,29 +35,6 @@ const REVOCATION_TTL_SECS: u64 = ACCESS_TOKEN_TTL_SECS + 300;
 const LAST_USED_EVERY_MS: f64 = 60_000.0;
 const MAX_NAME_CHARS: usize = 100;
 const MAX_ACTIVE_KEYS: usize = 100;
-
-/// An internal error: logged by the service, thrown to the caller without detail.
-#[derive(Debug)]
-pub struct Fault(pub String);
-
-pub enum Failure {
-    Refused(Refusal),
-    Fault(Fault),
-}
-
-impl From<Fault> for Failure {
-    fn from(f: Fault) -> Self {
-        Failure::Fault(f)
-    }
-}
-
-impl From<crate::crypto::CryptoError> for Failure {
-    fn from(e: crate::crypto::CryptoError) -> Self {
-        Failure::Fault(Fault(e.to_string()))
-    }
-}
-
-pub type Outcome<T> = Result<T, Failure>;
 
 fn refuse<T>(status: u16, detail: &str) -> Outcome<T> {
     Err(Failure::Refused(Refusal::new(status, detail)))

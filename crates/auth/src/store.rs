@@ -6,7 +6,7 @@ use serde::Deserialize;
 use wasm_bindgen::JsValue;
 use worker::D1Database;
 
-use crate::service::Fault;
+use crate::error::Fault;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct UserRow {

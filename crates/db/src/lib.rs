@@ -10,11 +10,10 @@ mod store;
 
 use gateway::documents::{self, parse_body, validate_collection, validate_id, DocError};
 use gateway::ids::TraceParent;
-use rpc::clients::to_js;
 use rpc::db::{
     js_to_json, js_to_json_text, json_to_js, DbError, PutMode, PutOpts, Reply, WriteOpts,
 };
-use rpc::{sys, Health};
+use rpc::sys;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use store::{Caller, Failure, Store};
@@ -27,18 +26,7 @@ const MAX_USER_ID_LEN: usize = 256;
 /// `health()`: can the service reach its D1 database?
 #[wasm_bindgen]
 pub async fn health() -> Result<JsValue, JsValue> {
-    let health = match sys::importable_env().d1("DB") {
-        Ok(db) => match db
-            .prepare("SELECT 1 AS ok")
-            .first::<serde_json::Value>(None)
-            .await
-        {
-            Ok(_) => Health::up(SERVICE),
-            Err(e) => Health::down(SERVICE, format!("D1 query failed: {e}")),
-        },
-        Err(_) => Health::down(SERVICE, "D1 binding DB is not configured"),
-    };
-    to_js(&health).map_err(|e| JsValue::from_str(&e.to_string()))
+    rpc::health::d1_health_js(SERVICE).await
 }
 
 /// `get(ctx, collection, id)` → the document.

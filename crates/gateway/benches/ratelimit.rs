@@ -1,6 +1,8 @@
 //! Benchmarks the exact limiter's hot path (`SlidingLog::check`) in steady state, and the
 //! snapshot + restore a Durable Object does to persist it. Plain `fn main` (no criterion):
-//! each case runs for a fixed time budget and reports ns per operation.
+//! each case runs for a fixed time budget, or a fixed number of operations where its simulated
+//! clock moves with the count (so no machine is fast enough to leave the measured state), and
+//! reports ns per operation.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -23,18 +25,23 @@ fn policy(limit: u32) -> Policy {
     }
 }
 
-/// Runs `op(i)` in batches until the budget is spent; returns (ns per op, ops).
-fn measure(mut op: impl FnMut(u64)) -> (f64, u64) {
+/// Runs `op(i)` in batches until the budget is spent or `max_ops` operations have run,
+/// whichever comes first, and at least one batch; returns (ns per op, ops). `i` counts from 0
+/// through the warm-up, so a case's last `i` is below `BATCH + max_ops` on any machine.
+fn measure(max_ops: u64, mut op: impl FnMut(u64)) -> (f64, u64) {
     // Warm-up: caches, branch predictors, allocator.
     for i in 0..BATCH {
         op(i);
     }
     let start = Instant::now();
     let mut ops = 0u64;
-    while start.elapsed() < BUDGET {
+    loop {
         for _ in 0..BATCH {
             op(BATCH + ops);
             ops += 1;
+        }
+        if ops >= max_ops || start.elapsed() >= BUDGET {
+            break;
         }
     }
     let ns = start.elapsed().as_nanos() as f64 / ops as f64;
@@ -52,7 +59,8 @@ fn check_accepting(limit: u32) -> (f64, u64) {
     }
     let base = u64::from(limit) * step;
     let mut rejected = 0u64;
-    let result = measure(|i| {
+    // The clock moves one step per check, so the window stays full and accepting for ever.
+    let result = measure(u64::MAX, |i| {
         let d = log.check(black_box(&p), black_box(base + i * step), black_box(1));
         rejected += u64::from(!d.allowed);
     });
@@ -68,9 +76,12 @@ fn check_rejecting(limit: u32) -> (f64, u64) {
         log.check(&p, 1_000, 1);
     }
     let mut accepted = 0u64;
-    // The clock advances 1 ms per 1000 checks; the budget never reaches the window end.
-    let result = measure(|i| {
-        let d = log.check(black_box(&p), black_box(1_000 + i / 1_000), black_box(1));
+    // The clock advances 1 ms per `BATCH` checks and the case stops after half a window of
+    // simulated time, so it never reaches the window's end, however fast the machine runs
+    // (a pure time budget did, on an idle machine, and the full window began accepting).
+    let max_ops = p.window_ms / 2 * BATCH;
+    let result = measure(max_ops, |i| {
+        let d = log.check(black_box(&p), black_box(1_000 + i / BATCH), black_box(1));
         accepted += u64::from(d.allowed);
     });
     assert_eq!(accepted, 0, "rejecting case must reject");
@@ -83,7 +94,7 @@ fn snapshot_restore(limit: u32) -> (f64, u64) {
     for i in 0..u64::from(limit) {
         log.check(&p, i, 1);
     }
-    measure(|_| {
+    measure(u64::MAX, |_| {
         let restored = SlidingLog::restore(black_box(log.snapshot()));
         black_box(restored);
     })

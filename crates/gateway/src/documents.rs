@@ -592,39 +592,30 @@ pub fn query_pairs(query: &str) -> impl Iterator<Item = (String, &str)> {
 }
 
 /// Decodes `%XX` escapes (and `+` as space when `plus_is_space`, as in query strings and
-/// `application/x-www-form-urlencoded`). Malformed escapes and non-UTF-8 results give `None`.
+/// `application/x-www-form-urlencoded`). Malformed escapes and non-UTF-8 results give `None`:
+/// the `percent-encoding` crate keeps a malformed escape as it is, so those are refused first.
 pub fn percent_decode(input: &str, plus_is_space: bool) -> Option<String> {
     let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hi = hex_value(*bytes.get(i + 1)?)?;
-                let lo = hex_value(*bytes.get(i + 2)?)?;
-                out.push(hi << 4 | lo);
-                i += 3;
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
+    let escapes_well_formed = bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !escapes_well_formed {
+        return None;
     }
-    String::from_utf8(out).ok()
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    let spaced;
+    let input = if plus_is_space && input.contains('+') {
+        spaced = input.replace('+', " ");
+        spaced.as_str()
+    } else {
+        input
+    };
+    percent_encoding::percent_decode_str(input)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1262,6 +1253,16 @@ mod tests {
             ("%g0", true, None),
             ("%ff", true, None),
             ("", true, Some("")),
+            // Every escape must be whole, wherever it stands (the crate alone would keep these).
+            ("%41%", true, None),
+            ("a%2", true, None),
+            ("%%41", true, None),
+            ("a%zzb", false, None),
+            ("%41%42", false, Some("AB")),
+            // `+` is a space only in forms; an escaped `+` stays a plus.
+            ("+%2B+", true, Some(" + ")),
+            ("+%2B+", false, Some("+++")),
+            ("%20+", false, Some(" +")),
         ];
         for (input, plus, want) in cases {
             assert_eq!(percent_decode(input, plus).as_deref(), want, "{input}");

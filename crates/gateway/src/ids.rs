@@ -151,33 +151,22 @@ fn non_zero<const N: usize>(mut bytes: [u8; N]) -> [u8; N] {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
+    hex::encode(bytes)
 }
 
-/// A lower-case hex digit's value; upper case is invalid in `traceparent`.
-fn hex_nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
+/// Decodes lower-case hex into `out` (exactly twice its length); upper case is invalid in
+/// `traceparent`, and the `hex` crate accepts both, so it is refused first.
+fn decode_hex(src: &[u8], out: &mut [u8]) -> Option<()> {
+    if src.iter().any(u8::is_ascii_uppercase) {
+        return None;
     }
+    hex::decode_to_slice(src, out).ok()
 }
 
 fn hex_byte(hi: u8, lo: u8) -> Option<u8> {
-    Some(hex_nibble(hi)? << 4 | hex_nibble(lo)?)
-}
-
-fn decode_hex(src: &[u8], out: &mut [u8]) -> Option<()> {
-    for (pair, byte) in src.chunks_exact(2).zip(out.iter_mut()) {
-        *byte = hex_byte(pair[0], pair[1])?;
-    }
-    Some(())
+    let mut byte = [0u8];
+    decode_hex(&[hi, lo], &mut byte)?;
+    Some(byte[0])
 }
 
 #[cfg(test)]

@@ -68,13 +68,14 @@ impl Policy {
 impl Policy {
     /// The policy as the query string of a limiter call (`name=default&limit=100&windowMs=60000`).
     /// The api sends the policy with every check, so a config change takes effect on the next
-    /// request without the object storing any policy. Names are validated to a URL-safe
-    /// alphabet, so nothing needs escaping.
+    /// request without the object storing any policy. Encoded as a form (`form_urlencoded`);
+    /// names are validated to a URL-safe alphabet, so in practice nothing is escaped.
     pub fn to_query(&self) -> String {
-        format!(
-            "name={}&limit={}&windowMs={}",
-            self.name, self.limit, self.window_ms
-        )
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("name", &self.name)
+            .append_pair("limit", &self.limit.to_string())
+            .append_pair("windowMs", &self.window_ms.to_string())
+            .finish()
     }
 
     /// Parses [`to_query`](Self::to_query) with the same bounds as the config (limit
@@ -82,11 +83,8 @@ impl Policy {
     /// missing, repeated or unknown parameter, is an error.
     pub fn from_query(query: &str) -> Result<Policy, ConfigError> {
         let (mut name, mut limit, mut window_ms) = (None, None, None);
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = pair
-                .split_once('=')
-                .ok_or_else(|| ConfigError(format!("bad query parameter {pair:?}")))?;
-            let slot_taken = match key {
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            let slot_taken = match key.as_ref() {
                 "name" => name.replace(value).is_some(),
                 "limit" => limit.replace(value).is_some(),
                 "windowMs" => window_ms.replace(value).is_some(),
@@ -116,7 +114,7 @@ impl Policy {
                 ConfigError(format!("windowMs must be 1..={}", MAX_WINDOW_SECS * 1000))
             })?;
         Ok(Policy {
-            name: name.to_owned(),
+            name: name.into_owned(),
             limit,
             window_ms,
         })
@@ -1347,6 +1345,15 @@ mod tests {
                 name: "x".into(),
                 limit: 100_000,
                 window_ms: 86_400_000
+            })
+        );
+        // It is a form: escapes decode before validation.
+        assert_eq!(
+            Policy::from_query("na%6De=x&limit=1%30&windowMs=1"),
+            Ok(Policy {
+                name: "x".into(),
+                limit: 10,
+                window_ms: 1
             })
         );
     }

@@ -1,5 +1,6 @@
 //! Access tokens (JWT, HS256 only) with key rotation, reading credentials from request
-//! headers, API key format and hashing, and constant-time secret comparison.
+//! headers and writing the session's `Set-Cookie`, API key format and hashing, and
+//! constant-time secret comparison.
 
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
 use base64::engine::DecodePaddingMode;
@@ -358,11 +359,14 @@ fn is_b64token(t: &str) -> bool {
         })
 }
 
+/// The `session` entry of a `Cookie` header (`cookie`'s parser: pairs split at `;`, name and
+/// value trimmed, the first `session` wins, pairs without `=` or a name are skipped).
 fn session_cookie(header: &str) -> Result<Option<&str>, CredentialError> {
-    let Some(value) = header.split(';').find_map(|pair| {
-        let (name, value) = pair.split_once('=')?;
-        (name.trim() == "session").then(|| value.trim())
-    }) else {
+    let Some(value) = cookie::Cookie::split_parse(header)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == SESSION_COOKIE)
+        .and_then(|c| c.value_raw())
+    else {
         return Ok(None);
     };
     // RFC 6265 allows a DQUOTE-wrapped value.
@@ -377,6 +381,29 @@ fn session_cookie(header: &str) -> Result<Option<&str>, CredentialError> {
         return Err(CredentialError::MalformedSession);
     }
     Ok(Some(value))
+}
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "session";
+
+/// The `Set-Cookie` value that hands the browser its session (`cookie`'s builder): HttpOnly,
+/// Secure, SameSite=Lax, the whole site, for `max_age_secs`. `session` is an id the auth
+/// service issued (URL-safe), never client input.
+pub fn session_set_cookie(session: &str, max_age_secs: u64) -> String {
+    let max_age = i64::try_from(max_age_secs).unwrap_or(i64::MAX);
+    cookie::Cookie::build((SESSION_COOKIE, session))
+        .http_only(true)
+        .secure(true)
+        .same_site(cookie::SameSite::Lax)
+        .path("/")
+        .max_age(cookie::time::Duration::seconds(max_age))
+        .build()
+        .to_string()
+}
+
+/// The `Set-Cookie` value that makes the browser drop its session cookie (`Max-Age=0`).
+pub fn session_clear_cookie() -> String {
+    session_set_cookie("", 0)
 }
 
 /// Constant-time equality for secrets such as `ADMIN_API_KEY`. Both sides are hashed first
@@ -435,14 +462,7 @@ pub fn api_key_prefix(key: &str) -> Option<&str> {
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(data);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0x0f)]));
-    }
-    out
+    hex::encode(Sha256::digest(data))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1060,6 +1080,26 @@ mod tests {
     }
 
     #[test]
+    fn session_set_cookie_values() {
+        let set = session_set_cookie("01JABC", 604_800);
+        assert_eq!(
+            set,
+            "session=01JABC; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=604800"
+        );
+        assert_eq!(
+            session_clear_cookie(),
+            "session=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0"
+        );
+        // What a browser sends back parses as the same session.
+        let (pair, _) = set.split_once(';').unwrap();
+        assert_eq!(
+            credential(None, None, Some(pair)),
+            Ok(Some(Credential::Session("01JABC")))
+        );
+        assert!(session_set_cookie("x", u64::MAX).ends_with(&format!("Max-Age={}", i64::MAX)));
+    }
+
+    #[test]
     fn session_cookie_parsing() {
         use Credential::Session;
         let ok = [
@@ -1083,6 +1123,16 @@ mod tests {
             "sessions=abc",
         ] {
             assert_eq!(credential(None, None, Some(c)), Ok(None), "{c:?}");
+        }
+        // Whitespace-only and `=`-less pieces between pairs are skipped, not an error.
+        for (c, s) in [
+            (" ; ;session=abc", "abc"),
+            ("flag; session=abc", "abc"),
+            ("=x; session=abc", "abc"),
+            ("session=abc;", "abc"),
+            ("a=\"x;y\"; session=abc", "abc"),
+        ] {
+            assert_eq!(credential(None, None, Some(c)), Ok(Some(Session(s))), "{c}");
         }
         let long = format!("session={}", "s".repeat(MAX_CREDENTIAL_LEN + 1));
         for c in [

@@ -6,6 +6,7 @@ pub mod clients;
 pub mod db;
 pub mod deadline;
 pub mod do_;
+pub mod health;
 pub mod sys;
 pub mod wire;
 

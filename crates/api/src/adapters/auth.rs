@@ -5,7 +5,9 @@
 
 use gateway::access::AccessLevel;
 use gateway::problem::Problem;
-use gateway::token::{credential, is_session_id, session_handle, Credential};
+use gateway::token::{
+    credential, is_session_id, session_clear_cookie, session_handle, session_set_cookie, Credential,
+};
 use rpc::auth::{
     AuthResult, CreateKeyInput, LoginInput, LogoutInput, Refusal, RevokeKeyInput, SetRoleInput,
     SignupInput,
@@ -168,11 +170,9 @@ async fn login(req: &Request, client: &AuthClient, rc: &RequestCtx) -> Result<Re
         200,
         &json!({ "token": answer.token, "expiresAt": answer.expires_at, "user": answer.user }),
     );
-    let cookie = format!(
-        "session={}; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age={max_age}",
-        answer.session
-    );
-    response.headers_mut().set("Set-Cookie", &cookie)?;
+    response
+        .headers_mut()
+        .set("Set-Cookie", &session_set_cookie(&answer.session, max_age))?;
     Ok(response)
 }
 
@@ -216,10 +216,9 @@ async fn logout(req: &Request, client: &AuthClient, rc: &RequestCtx) -> Result<R
         }
     }
     let mut response = empty(204);
-    response.headers_mut().set(
-        "Set-Cookie",
-        "session=; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age=0",
-    )?;
+    response
+        .headers_mut()
+        .set("Set-Cookie", &session_clear_cookie())?;
     Ok(response)
 }
 
