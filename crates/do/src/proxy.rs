@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use gateway::jsonrpc::{
-    proxy_allowed, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, SERVICE_FAILED,
+    proxy_allowed, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RESPONSE_TOO_LARGE, SERVICE_FAILED,
     SERVICE_UNAVAILABLE, TIMEOUT,
 };
 use gateway::registry;
@@ -55,6 +55,14 @@ impl Failure {
 
     pub fn invalid(message: &str) -> Failure {
         Failure::new(INVALID_PARAMS, message)
+    }
+
+    /// The call ran, but its result did not fit in the batch's response budget.
+    pub fn too_large() -> Failure {
+        Failure::new(
+            RESPONSE_TOO_LARGE,
+            "Response too large: the batch's results passed its budget; call this one on its own",
+        )
     }
 
     /// The word the log line records.
