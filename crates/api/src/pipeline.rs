@@ -171,7 +171,7 @@ async fn call(
         Route::Health if req.url()?.query() == Some("live") => {
             Ok(json_response(200, &serde_json::json!({"status": "ok"})))
         }
-        Route::Health => health::respond(env).await,
+        Route::Health => health::respond(env, rc).await,
         Route::Rpc => {
             require(rc, AccessLevel::Authenticated)?;
             adapters::rpc::handle(req, env, rc).await

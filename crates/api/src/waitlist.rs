@@ -7,9 +7,9 @@
 
 use std::cell::Cell;
 
+use futures_util::stream;
 use gateway::host::normalize_host;
 use gateway::problem::Problem;
-use futures_util::stream;
 use gateway::waitlist::{
     check_domain, csv_rows, encode_admin_cursor, form_or_json_email, hash_ip, parse_admin_page,
     parse_admin_path, parse_denylist, platform_hosts, prefers, render_invalid_email_html,
@@ -289,14 +289,22 @@ async fn signups_after(
 }
 
 /// Splits `limit + 1` fetched rows into the page and the cursor of the next one.
-fn page_of<T>(mut rows: Vec<T>, limit: u32, key: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+fn page_of<T>(
+    mut rows: Vec<T>,
+    limit: u32,
+    key: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next = rows.last().filter(|_| more).map(key);
     (rows, next)
 }
 
-async fn list_signups(db: &D1Database, domain: &str, page: &AdminPage) -> Result<Response, ApiError> {
+async fn list_signups(
+    db: &D1Database,
+    domain: &str,
+    page: &AdminPage,
+) -> Result<Response, ApiError> {
     let rows = signups_after(db, domain, page.after.as_deref(), page.limit + 1).await?;
     let (rows, next_cursor) = page_of(rows, page.limit, |r| {
         encode_admin_cursor(&[r.created_at.as_str(), r.email.as_str()])
@@ -343,7 +351,9 @@ fn export_csv(env: Env, domain: String, request_id: String) -> Result<Response, 
         let rows = match rows {
             Ok(rows) => rows,
             Err(e) => {
-                let detail = e.internal_detail().unwrap_or("the waitlist database is not configured");
+                let detail = e
+                    .internal_detail()
+                    .unwrap_or("the waitlist database is not configured");
                 log::event(
                     "error",
                     "waitlist export failed",
@@ -352,9 +362,15 @@ fn export_csv(env: Env, domain: String, request_id: String) -> Result<Response, 
                 return Some((Err(worker::Error::RustError("export failed".into())), None));
             }
         };
-        let mut text = if state.first { CSV_HEADER.to_string() } else { String::new() };
+        let mut text = if state.first {
+            CSV_HEADER.to_string()
+        } else {
+            String::new()
+        };
         let full = rows.len() >= CSV_CHUNK_ROWS as usize;
-        state.after = rows.last().map(|r| vec![r.created_at.clone(), r.email.clone()]);
+        state.after = rows
+            .last()
+            .map(|r| vec![r.created_at.clone(), r.email.clone()]);
         let pairs: Vec<(String, String)> =
             rows.into_iter().map(|r| (r.email, r.created_at)).collect();
         text.push_str(&csv_rows(&pairs));
@@ -384,7 +400,9 @@ async fn list_domains(db: &D1Database, page: &AdminPage) -> Result<Response, Api
         .await
         .and_then(|r| r.results())
         .map_err(|e| ApiError::Internal(format!("waitlist domains failed: {e}")))?;
-    let (rows, next_cursor) = page_of(rows, page.limit, |r| encode_admin_cursor(&[r.domain.as_str()]));
+    let (rows, next_cursor) = page_of(rows, page.limit, |r| {
+        encode_admin_cursor(&[r.domain.as_str()])
+    });
     let mut response = json_response(
         200,
         &json!({ "count": rows.len(), "domains": rows, "nextCursor": next_cursor }),

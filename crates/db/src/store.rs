@@ -3,8 +3,8 @@
 //! concurrency (conditional UPDATE/DELETE on the version read) applied here.
 
 use gateway::documents::{
-    admin_target, encode_cursor, encode_cursor_any_owner, if_match_matches, merge_patch,
-    budget_page, plan_patch, plan_put, render, serialize_data, sql, DocError, DocMeta, ListOpts,
+    admin_target, budget_page, encode_cursor, encode_cursor_any_owner, if_match_matches,
+    merge_patch, plan_patch, plan_put, render, serialize_data, sql, DocError, DocMeta, ListOpts,
     WritePlan, LIST_PAGE_BUDGET_BYTES,
 };
 use rpc::db::{Deleted, Document, Page, PutResult};

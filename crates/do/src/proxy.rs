@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use gateway::jsonrpc::{
-    proxy_allowed, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RESPONSE_TOO_LARGE, SERVICE_FAILED,
-    SERVICE_UNAVAILABLE, TIMEOUT,
+    proxy_allowed, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RESPONSE_TOO_LARGE,
+    SERVICE_FAILED, SERVICE_UNAVAILABLE, TIMEOUT,
 };
 use gateway::registry;
 use js_sys::{Array, Reflect};

@@ -1256,10 +1256,19 @@ mod tests {
             (vec![Some(10), None, None], 20, 100, (1, true)),
             (vec![None], 20, 100, (0, true)),
             // 100 documents of ~1 MiB: four per 4 MiB page
-            (vec![Some(mib - 100); 101], 100, LIST_PAGE_BUDGET_BYTES, (4, true)),
+            (
+                vec![Some(mib - 100); 101],
+                100,
+                LIST_PAGE_BUDGET_BYTES,
+                (4, true),
+            ),
         ];
         for (sizes, limit, budget, want) in cases {
-            assert_eq!(budget_page(&sizes, limit, budget), want, "{sizes:?} {limit} {budget}");
+            assert_eq!(
+                budget_page(&sizes, limit, budget),
+                want,
+                "{sizes:?} {limit} {budget}"
+            );
         }
     }
 

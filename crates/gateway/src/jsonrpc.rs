@@ -1546,7 +1546,10 @@ mod tests {
         assert!(budget.admit(150));
         assert!(!budget.admit(1));
         let mut budget = ResultBudget::new(100);
-        let admitted: Vec<bool> = [40, 40, 40, 20, 0, 1].iter().map(|&n| budget.admit(n)).collect();
+        let admitted: Vec<bool> = [40, 40, 40, 20, 0, 1]
+            .iter()
+            .map(|&n| budget.admit(n))
+            .collect();
         assert_eq!(admitted, [true, true, false, true, true, false]);
         assert!(matches!(
             RpcFailure::from_code(RESPONSE_TOO_LARGE, "x"),

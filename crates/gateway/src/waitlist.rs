@@ -246,15 +246,22 @@ pub fn parse_admin_page(query: Option<&str>, parts: usize) -> Result<AdminPage, 
                 page.limit = value
                     .parse::<u32>()
                     .ok()
-                    .filter(|n| value.bytes().all(|b| b.is_ascii_digit()) && (1..=MAX_ADMIN_PAGE).contains(n))
-                    .ok_or(format!("limit must be a whole number from 1 to {MAX_ADMIN_PAGE}"))?;
+                    .filter(|n| {
+                        value.bytes().all(|b| b.is_ascii_digit())
+                            && (1..=MAX_ADMIN_PAGE).contains(n)
+                    })
+                    .ok_or(format!(
+                        "limit must be a whole number from 1 to {MAX_ADMIN_PAGE}"
+                    ))?;
             }
             "cursor" if !value.is_empty() => {
                 let invalid = || "invalid cursor: pass back nextCursor unchanged".to_string();
                 if value.len() > MAX_ADMIN_CURSOR_LEN {
                     return Err(invalid());
                 }
-                let bytes = URL_SAFE_NO_PAD.decode(value.as_bytes()).map_err(|_| invalid())?;
+                let bytes = URL_SAFE_NO_PAD
+                    .decode(value.as_bytes())
+                    .map_err(|_| invalid())?;
                 let text = String::from_utf8(bytes).map_err(|_| invalid())?;
                 let key: Vec<String> = text.split('\n').map(str::to_owned).collect();
                 if key.len() != parts || key.iter().any(String::is_empty) {
@@ -1090,18 +1097,42 @@ mod tests {
         assert_eq!(to_csv(&rows), want);
         assert_eq!(to_csv(&[]), "email,createdAt\r\n");
         // a streamed export (header, then chunks) is the same bytes
-        assert_eq!(format!("{CSV_HEADER}{}{}", csv_rows(&rows[..3]), csv_rows(&rows[3..])), want);
+        assert_eq!(
+            format!(
+                "{CSV_HEADER}{}{}",
+                csv_rows(&rows[..3]),
+                csv_rows(&rows[3..])
+            ),
+            want
+        );
     }
 
     #[test]
     fn admin_pages() {
         assert_eq!(
             parse_admin_page(None, 2),
-            Ok(AdminPage { limit: DEFAULT_ADMIN_PAGE, after: None })
+            Ok(AdminPage {
+                limit: DEFAULT_ADMIN_PAGE,
+                after: None
+            })
         );
-        assert_eq!(parse_admin_page(Some("limit=&cursor="), 2).map(|p| p.limit), Ok(DEFAULT_ADMIN_PAGE));
-        assert_eq!(parse_admin_page(Some("limit=1000"), 2).map(|p| p.limit), Ok(1000));
-        for bad in ["limit=0", "limit=1001", "limit=-1", "limit=1.5", "limit=%zz", "cursor=***", "cursor=YQ"] {
+        assert_eq!(
+            parse_admin_page(Some("limit=&cursor="), 2).map(|p| p.limit),
+            Ok(DEFAULT_ADMIN_PAGE)
+        );
+        assert_eq!(
+            parse_admin_page(Some("limit=1000"), 2).map(|p| p.limit),
+            Ok(1000)
+        );
+        for bad in [
+            "limit=0",
+            "limit=1001",
+            "limit=-1",
+            "limit=1.5",
+            "limit=%zz",
+            "cursor=***",
+            "cursor=YQ",
+        ] {
             assert!(parse_admin_page(Some(bad), 2).is_err(), "{bad}");
         }
         let cursor = encode_admin_cursor(&["2025-01-01T00:00:00.000Z", "a@b.do"]);
