@@ -1239,8 +1239,9 @@ mod tests {
     fn budgeted_pages() {
         let s = |v: &[usize]| v.iter().map(|&n| Some(n)).collect::<Vec<_>>();
         let mib = 1 << 20;
-        // (sizes, limit, budget) → (rows on the page, more)
-        let cases: Vec<(Vec<Option<usize>>, u32, usize, (usize, bool))> = vec![
+        // (sizes, limit, budget, (rows on the page, more))
+        type Case = (Vec<Option<usize>>, u32, usize, (usize, bool));
+        let cases: Vec<Case> = vec![
             (vec![], 20, 100, (0, false)),
             (s(&[10, 10, 10]), 20, 100, (3, false)),
             // limit + 1 rows fetched: the extra one only says "more"
