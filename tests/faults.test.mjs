@@ -153,7 +153,7 @@ describe("D1 failing under db, auth and the waitlist", () => {
     plan.clear();
     assert.equal((await users.prepare("SELECT role FROM users WHERE id = ?1").bind(user.id).first()).role, "user");
     const kv = await p.mf.getKVNamespace("AUTH_CACHE", "auth");
-    assert.notEqual(await kv.get(`role:${user.id}`), "admin", "no KV record grants the role D1 refused");
+    assert.notEqual(await kv.get(`user:role:${user.id}`), "admin", "no KV record grants the role D1 refused");
     // the old token still carries "user", here and on every other instance
     const me = await api("GET", "api.do", "/api/auth/me", { headers: bearer });
     assert.equal(me.json.user.role, "user", me.text);
@@ -165,7 +165,7 @@ describe("D1 failing under db, auth and the waitlist", () => {
     assertProblem(await api("PUT", "api.do", `/api/auth/users/${user.id}/role`, { body: { role: "user" }, headers: ADMIN }), 502, "demotion");
     plan.clear();
     assert.equal((await users.prepare("SELECT role FROM users WHERE id = ?1").bind(user.id).first()).role, "admin");
-    assert.notEqual(await kv.get(`role:${user.id}`), "user", "the restricting record was put back");
+    assert.notEqual(await kv.get(`user:role:${user.id}`), "user", "the restricting record was put back");
   });
 
   test("a failed lastUsedAt update never fails a valid API key (logged)", async () => {
@@ -388,5 +388,26 @@ describe("the auth service hanging (its D1 never answers)", () => {
     assert.ok(res.json.services.auth.latencyMs >= 900, res.text);
     const line = await waitForLine(p, res.headers["x-request-id"], (l) => l.message === "health: service down");
     assert.match(line?.error ?? "", /did not answer within 1000 ms/);
+  });
+});
+
+describe("auth's KV failing during a promotion", () => {
+  const plan = faultPlan();
+  let p;
+  before(async () => { p = await faultyPlatform(plan, { kv: ["auth:AUTH_CACHE"] }, { apiVars: { RATE_LIMITS } }); });
+  after(async () => { await p?.dispose(); });
+
+  test("502 and tokens keep the lower role; the retry writes the record", async () => {
+    const email = uniqueEmail("kvpromote");
+    const user = (await request(p.url, "api.do", "/api/auth/signup", { method: "POST", headers: JSON_TYPE, body: { email, password: PASSWORD } })).json.user;
+    const promote = () => request(p.url, "api.do", `/api/auth/users/${user.id}/role`, { method: "PUT", headers: { ...JSON_TYPE, ...ADMIN }, body: { role: "admin" } });
+    plan.set({ target: "auth:AUTH_CACHE", op: "put" });
+    assertProblem(await promote(), 502, "promotion with KV down");
+    plan.clear();
+    const kv = await p.mf.getKVNamespace("AUTH_CACHE", "api");
+    assert.equal(await kv.get(`user:role:${user.id}`), null, "no record was written");
+    const retry = await promote();
+    assert.equal(retry.status, 200, retry.text);
+    assert.equal(await kv.get(`user:role:${user.id}`), "admin");
   });
 });

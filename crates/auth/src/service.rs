@@ -553,13 +553,9 @@ pub async fn set_role(ctx: &Ctx, input: SetRoleInput) -> Outcome<UserAnswer> {
         }
     } else {
         store_role(&db, &user.id, role).await?;
-        if let Err(fault) = put_revocation_record(&key, role).await {
-            // D1 holds the higher role; old tokens keep the lower one until the next login.
-            warn(
-                "setRole: the role record for old tokens was not written",
-                &fault.0,
-            );
-        }
+        // D1 holds the higher role; if the record cannot follow, tokens keep granting less
+        // (safe) and the caller is told to retry: the retry (same role) writes the record.
+        put_revocation_record(&key, role).await?;
     }
     user.role = role.to_string();
     Ok(UserAnswer {
