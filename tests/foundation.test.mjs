@@ -90,12 +90,20 @@ describe("a platform with broken services (test-only config)", () => {
   });
   after(async () => { await p?.dispose(); });
 
-  test("/health answers 503 naming the services that are down", async () => {
+  test("/health answers 503 naming the services that are down; only admins see why", async () => {
     const res = await request(p.url, "api.do", "/health");
     assert.equal(res.status, 503, res.text);
     assert.deepEqual(res.json.down.sort(), ["db", "do"]);
     assert.equal(res.json.services.auth.ok, true);
-    assert.match(res.json.services.db.error, /D1/);
-    assert.match(res.json.services.do.error, /not configured/);
+    // Anonymous: status and latency only, never internal text; the reason is in the log.
+    for (const service of ["db", "do"]) {
+      assert.deepEqual(Object.keys(res.json.services[service]).sort(), ["latencyMs", "ok"], service);
+    }
+    assert.doesNotMatch(res.text, /D1|binding|configured/);
+    assert.ok(p.logs.some((l) => l.includes("health: service down") && l.includes("D1")), "the log has the reason");
+    const admin = await request(p.url, "api.do", "/health", { headers: { "x-api-key": "dev-admin-key" } });
+    assert.equal(admin.status, 503, admin.text);
+    assert.match(admin.json.services.db.error, /D1/);
+    assert.match(admin.json.services.do.error, /not configured/);
   });
 });

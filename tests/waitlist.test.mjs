@@ -252,7 +252,7 @@ describe("waitlist", () => {
     assert.equal(lines[4], "");
     // An empty list is a list.
     const none = await request(p.url, "api.do", "/api/waitlist/nobody-here.example", { headers: ADMIN });
-    assert.deepEqual(none.json, { domain: "nobody-here.example", count: 0, signups: [] });
+    assert.deepEqual(none.json, { domain: "nobody-here.example", count: 0, signups: [], nextCursor: null });
     // The overview counts per domain.
     const all = await request(p.url, "api.do", "/api/waitlist", { headers: ADMIN });
     assert.equal(all.status, 200, all.text);

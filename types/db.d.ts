@@ -76,7 +76,8 @@ export interface WriteOptions {
 }
 
 export interface ListOptions {
-  /** 1..100, default 20. */
+  /** 1..100, default 20. A page also ends at 4 MiB of stored documents (then it holds fewer
+   *  than `limit` items and a nextCursor): walk until nextCursor is null, never until a short page. */
   limit?: number;
   /** The previous page's nextCursor (opaque). */
   cursor?: string | null;

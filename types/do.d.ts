@@ -31,7 +31,8 @@ export type RpcErrorCode =
   | -32000 // the service threw (do: its message; /rpc: a fixed text) or refused (/rpc: data {status, code})
   | -32001 // timeout: the service did not answer within the deadline
   | -32002 // service unavailable: do has no binding for it
-  | -32003; // forbidden (/rpc only): the caller's role may not use the service (e.g. schedule needs admin)
+  | -32003 // forbidden (/rpc only): the caller's role may not use the service (e.g. schedule needs admin)
+  | -32004; // response too large (batchCall, /rpc batches): the call ran, but its result passed the batch's 8 MiB result budget
 
 export interface CallError {
   code: RpcErrorCode;

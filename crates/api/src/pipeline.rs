@@ -229,7 +229,7 @@ async fn call(
         Route::Health if req.url()?.query() == Some("live") => {
             Ok(json_response(200, &serde_json::json!({"status": "ok"})))
         }
-        Route::Health => health::respond(env, config.service_timeout_ms).await,
+        Route::Health => health::respond(env, rc).await,
         Route::OpenApi => {
             rc.require(AccessLevel::Admin)?;
             describe::openapi(env).await

@@ -1,123 +1,183 @@
 //! The domain-routes table: read from `assets/domain-routes.json` through the ASSETS binding,
 //! shared across isolates through KV, and cached in the isolate for `ROUTES_TTL_MS` (10 s)
-//! with stale-while-revalidate: a stale table is served while exactly one background refresh
-//! runs. A malformed or missing file never replaces the last good table; it is logged.
+//! with stale-while-revalidate (`gateway::routes_cache` decides; this module does the I/O).
+//! A malformed or missing file never replaces the last good table: a warm isolate keeps its
+//! own, a cold one takes KV's last good copy whatever its age (logged as stale).
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use gateway::routes::DomainRoutes;
+use gateway::routes_cache::{CacheClock, Claim, Step, REFRESH_DEADLINE_MS};
 use serde::{Deserialize, Serialize};
 use worker::{Context, Env};
 
-use crate::log;
+use crate::adapters::rpc::within;
+use crate::{config, log};
 
 const KV_BINDING: &str = "ROUTES_CACHE";
 const KV_KEY: &str = "domain-routes:v1";
 const ASSET_URL: &str = "https://assets.local/domain-routes.json";
+const DEADLINE_VAR: &str = "ROUTES_REFRESH_DEADLINE_MS";
 
 #[derive(Default)]
 struct Cache {
     table: Option<Rc<DomainRoutes>>,
-    loaded_at_ms: f64,
-    refreshing: bool,
+    clock: CacheClock,
 }
 
 thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
 }
 
-/// What KV holds: the raw file (already validated) and when it was read from ASSETS.
+/// What KV holds: the raw file (already validated) and when it was read from ASSETS. It never
+/// expires: it is the last good table for a cold isolate that meets a broken file.
 #[derive(Serialize, Deserialize)]
 struct Shared {
     fetched_at_ms: f64,
     json: String,
 }
 
-/// The current table, or `None` when no good table has ever been loaded in this isolate.
-pub async fn table(env: &Env, ctx: &Context, ttl_ms: f64) -> Option<Rc<DomainRoutes>> {
-    let now = js_sys::Date::now();
-    let (table, fresh, start_refresh) = CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        let fresh = c.table.is_some() && now - c.loaded_at_ms < ttl_ms;
-        let start = !fresh && c.table.is_some() && !c.refreshing;
-        if start {
-            c.refreshing = true;
-        }
-        (c.table.clone(), fresh, start)
-    });
-    if fresh {
-        return table;
-    }
-    if let Some(stale) = table {
-        if start_refresh {
-            let env = env.clone();
-            ctx.wait_until(async move {
-                refresh(&env, ttl_ms).await;
+/// Releases a refresh's claim however the refresh ends: answered, failed, timed out, or its
+/// future dropped (the runtime cancels `wait_until` work when the isolate goes away).
+struct ClaimGuard(Option<Claim>);
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        if let Some(claim) = self.0.take() {
+            let _ = CACHE.try_with(|c| {
+                if let Ok(mut c) = c.try_borrow_mut() {
+                    c.clock.release(claim);
+                }
             });
         }
-        return Some(stale);
     }
-    // Cold isolate: nothing to serve yet, so load inline (concurrent cold requests may each
-    // load; only one table wins and they are identical).
-    refresh(&env.clone(), ttl_ms).await;
-    CACHE.with(|c| c.borrow().table.clone())
 }
 
-async fn refresh(env: &Env, ttl_ms: f64) {
-    let loaded = load(env, ttl_ms).await;
+fn deadline_ms(env: &Env) -> f64 {
+    config::var(env, DEADLINE_VAR)
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|ms| *ms > 0.0)
+        .map_or(REFRESH_DEADLINE_MS, |ms| ms.min(60_000.0))
+}
+
+/// The current table, or `None` when no good table exists in this isolate nor in KV.
+pub async fn table(env: &Env, ctx: &Context, ttl_ms: f64) -> Option<Rc<DomainRoutes>> {
+    let now = js_sys::Date::now();
+    let (table, fresh) = CACHE.with(|c| {
+        let c = c.borrow();
+        (c.table.clone(), c.clock.fresh(now, ttl_ms))
+    });
+    let Some(table) = table else {
+        // Cold isolate: nothing to serve yet, so load inline (concurrent cold requests may
+        // each load; only one table wins and they are identical).
+        refresh(env, ttl_ms, deadline_ms(env), None).await;
+        return CACHE.with(|c| c.borrow().table.clone());
+    };
+    if fresh {
+        return Some(table);
+    }
+    let deadline = deadline_ms(env);
+    let step = CACHE.with(|c| c.borrow_mut().clock.step(true, now, ttl_ms, deadline));
+    if let Step::Stale {
+        refresh: Some(claim),
+    } = step
+    {
+        let env = env.clone();
+        ctx.wait_until(async move {
+            refresh(&env, ttl_ms, deadline, Some(claim)).await;
+        });
+    }
+    Some(table)
+}
+
+async fn refresh(env: &Env, ttl_ms: f64, deadline: f64, claim: Option<Claim>) {
+    let mut guard = ClaimGuard(claim);
+    let loaded = within(deadline as u64, load(env, ttl_ms, claim.is_none()))
+        .await
+        .unwrap_or_else(|| Err(format!("no answer within {deadline} ms")));
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
-        c.refreshing = false;
+        c.clock.finish(guard.0.take(), js_sys::Date::now());
         match loaded {
-            Ok(table) => {
-                c.table = Some(Rc::new(table));
-                c.loaded_at_ms = js_sys::Date::now();
-            }
-            Err(e) => {
-                // Keep the last good table; retry after another TTL rather than on every request.
-                c.loaded_at_ms = js_sys::Date::now();
-                log::event(
-                    "error",
-                    "domain-routes refresh failed; keeping the last good table",
-                    &[("error", &e)],
-                );
-            }
+            Ok(table) => c.table = Some(Rc::new(table)),
+            // Keep the last good table; retry after another TTL rather than on every request.
+            Err(e) => log::event(
+                "error",
+                "domain-routes refresh failed; keeping the last good table",
+                &[("error", &e)],
+            ),
         }
     });
 }
 
-async fn load(env: &Env, ttl_ms: f64) -> Result<DomainRoutes, String> {
+async fn load(env: &Env, ttl_ms: f64, cold: bool) -> Result<DomainRoutes, String> {
     let kv = env.kv(KV_BINDING).ok();
+    let mut shared: Option<Shared> = None;
     if let Some(kv) = &kv {
-        // A KV read that misses its deadline counts as a miss: ASSETS is read instead.
+        // A KV read that misses its deadline counts as a failed read: ASSETS is read instead.
         let kv_ms = crate::config::load(env).kv_timeout_ms;
-        let read = crate::deadline::within(kv_ms, kv.get(KV_KEY).json::<Shared>()).await;
-        if let Some(Ok(Some(shared))) = read {
-            if js_sys::Date::now() - shared.fetched_at_ms < ttl_ms {
-                if let Ok(table) = DomainRoutes::parse(shared.json.as_bytes()) {
-                    return Ok(table);
-                }
+        match crate::deadline::within(kv_ms, kv.get(KV_KEY).json::<Shared>()).await {
+            Some(Ok(copy)) => shared = copy,
+            Some(Err(e)) => log::event(
+                "warn",
+                "domain-routes KV read failed",
+                &[("error", &e.to_string())],
+            ),
+            None => log::event(
+                "warn",
+                "domain-routes KV read failed",
+                &[("error", &format!("no answer within {kv_ms} ms"))],
+            ),
+        }
+    }
+    if let Some(copy) = shared.as_ref() {
+        if js_sys::Date::now() - copy.fetched_at_ms < ttl_ms {
+            if let Ok(table) = DomainRoutes::parse(copy.json.as_bytes()) {
+                return Ok(table);
             }
         }
     }
-    let json = fetch_asset(env).await?;
-    let table = DomainRoutes::parse(json.as_bytes())
-        .map_err(|e| format!("invalid domain-routes.json: {e}"))?;
-    if let Some(kv) = kv {
+    let read = fetch_asset(env).await.and_then(|json| {
+        DomainRoutes::parse(json.as_bytes())
+            .map(|table| (table, json))
+            .map_err(|e| format!("invalid domain-routes.json: {e}"))
+    });
+    let (table, json) = match read {
+        Ok(read) => read,
+        Err(e) => {
+            // A cold isolate has no table of its own: KV's last good copy beats 503.
+            if cold {
+                if let Some(copy) = shared.as_ref() {
+                    if let Ok(table) = DomainRoutes::parse(copy.json.as_bytes()) {
+                        let age_s = ((js_sys::Date::now() - copy.fetched_at_ms) / 1000.0).round();
+                        log::event(
+                            "error",
+                            "domain-routes file unusable; serving the last good table from KV (stale)",
+                            &[("error", &e), ("ageSeconds", &age_s.to_string())],
+                        );
+                        return Ok(table);
+                    }
+                }
+            }
+            return Err(e);
+        }
+    };
+    let changed = shared.as_ref().is_none_or(|copy| copy.json != json);
+    let now = js_sys::Date::now();
+    let write = CACHE.with(|c| c.borrow_mut().clock.may_write_kv(changed, now, ttl_ms));
+    if let (Some(kv), true) = (kv, write) {
         let shared = Shared {
-            fetched_at_ms: js_sys::Date::now(),
+            fetched_at_ms: now,
             json,
         };
         // Other isolates pick this up instead of reading ASSETS; a failed write only costs them a read.
-        if let Ok(put) = kv.put(KV_KEY, &shared) {
-            if let Err(e) = put.expiration_ttl(300).execute().await {
-                log::event(
-                    "warn",
-                    "domain-routes KV write failed",
-                    &[("error", &e.to_string())],
-                );
-            }
+        let written = match kv.put(KV_KEY, &shared) {
+            Ok(put) => put.execute().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = written {
+            log::event("warn", "domain-routes KV write failed", &[("error", &e)]);
         }
     }
     Ok(table)

@@ -1,18 +1,21 @@
 //! The waitlist for unmatched domains: the sign-up page, sign-ups stored in D1
 //! (`WAITLIST_DB`, table `waitlist_signups` in `migrations/`), the safety checks that refuse a
 //! page (IP literals, lookalikes of platform hosts, the `WAITLIST_DENYLIST` var), and the
-//! admin listing at `/api/waitlist/{domain}`. The decisions themselves are pure functions in
+//! admin listing at `/api/waitlist/{domain}` (keyset pages of JSON, or a streamed CSV export
+//! read from D1 one chunk at a time). The decisions themselves are pure functions in
 //! `gateway::waitlist`; this module wires them to the request, D1 and the response.
 
 use std::cell::Cell;
 
+use futures_util::stream;
 use gateway::access::AccessLevel;
 use gateway::host::normalize_host;
 use gateway::problem::Problem;
 use gateway::waitlist::{
-    check_domain, form_or_json_email, hash_ip, parse_admin_path, parse_denylist, platform_hosts,
-    prefers, render_invalid_email_html, render_joined_html, render_page, same_origin, to_csv,
-    AdminRequest, WaitlistError, MAX_SIGNUP_BYTES, PAGE_CSP,
+    check_domain, csv_rows, encode_admin_cursor, form_or_json_email, hash_ip, parse_admin_page,
+    parse_admin_path, parse_denylist, platform_hosts, prefers, render_invalid_email_html,
+    render_joined_html, render_page, same_origin, AdminPage, AdminRequest, WaitlistError,
+    CSV_CHUNK_ROWS, CSV_HEADER, MAX_SIGNUP_BYTES, PAGE_CSP,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -38,10 +41,14 @@ const PAGE_CACHE_CONTROL: &str = "public, max-age=60";
 
 const INSERT_SIGNUP: &str = "INSERT INTO waitlist_signups (domain, email, ip_hash, created_at) \
      VALUES (?1, ?2, ?3, ?4) ON CONFLICT (domain, email) DO NOTHING";
+/// Keyset page of one domain's sign-ups in sign-up order: `?1 domain, ?2 after created_at,
+/// ?3 after email ("" and "" for the first page), ?4 rows`.
 const SELECT_SIGNUPS: &str = "SELECT email, created_at AS createdAt FROM waitlist_signups \
-     WHERE domain = ?1 ORDER BY created_at, email";
+     WHERE domain = ?1 AND (created_at > ?2 OR (created_at = ?2 AND email > ?3)) \
+     ORDER BY created_at, email LIMIT ?4";
+/// Keyset page of the per-domain counts: `?1 after domain ("" for the first page), ?2 rows`.
 const SELECT_DOMAINS: &str = "SELECT domain, COUNT(*) AS count, MAX(created_at) AS latestAt \
-     FROM waitlist_signups GROUP BY domain ORDER BY domain";
+     FROM waitlist_signups WHERE domain > ?1 GROUP BY domain ORDER BY domain LIMIT ?2";
 
 /// Any host nothing else claimed (and a platform-zone host whose user worker is missing):
 /// `GET`/`HEAD` any path → the page; `POST /waitlist` → a sign-up; else 405.
@@ -79,13 +86,20 @@ pub async fn handle_service(
         return Ok(method_not_allowed(rc, "GET, HEAD"));
     }
     let request = parsed.map_err(|e| ApiError::BadRequest(format!("invalid domain: {e}")))?;
+    let query = req.url()?.query().map(str::to_string);
     let db = database(env)?;
     match request {
-        AdminRequest::Domains => list_domains(&db).await,
+        AdminRequest::Domains => {
+            let page = parse_admin_page(query.as_deref(), 1).map_err(ApiError::BadRequest)?;
+            list_domains(&db, &page).await
+        }
         AdminRequest::Signups(domain) => {
             let accept = req.headers().get("accept").ok().flatten();
-            let csv = prefers(accept.as_deref(), "text/csv", "application/json");
-            list_signups(&db, &domain, csv).await
+            if prefers(accept.as_deref(), "text/csv", "application/json") {
+                return export_csv(env.clone(), domain, rc.request_id.clone());
+            }
+            let page = parse_admin_page(query.as_deref(), 2).map_err(ApiError::BadRequest)?;
+            list_signups(&db, &domain, &page).await
         }
     }
 }
@@ -239,45 +253,149 @@ struct DomainRow {
     latest_at: String,
 }
 
-async fn list_signups(db: &D1Database, domain: &str, csv: bool) -> Result<Response, ApiError> {
-    let rows: Vec<SignupRow> = db
-        .prepare(SELECT_SIGNUPS)
-        .bind(&[domain.into()])?
+/// One keyset page of `domain`'s sign-ups after `after` (`[created_at, email]`).
+async fn signups_after(
+    db: &D1Database,
+    domain: &str,
+    after: Option<&[String]>,
+    rows: u32,
+) -> Result<Vec<SignupRow>, ApiError> {
+    let (at, email) = match after {
+        Some([at, email]) => (at.as_str(), email.as_str()),
+        _ => ("", ""),
+    };
+    db.prepare(SELECT_SIGNUPS)
+        .bind(&[
+            domain.into(),
+            at.into(),
+            email.into(),
+            JsValue::from_f64(f64::from(rows)),
+        ])?
         .all()
         .await
         .and_then(|r| r.results())
-        .map_err(|e| ApiError::Internal(format!("waitlist listing failed: {e}")))?;
-    let mut response = if csv {
-        let pairs: Vec<(String, String)> =
-            rows.into_iter().map(|r| (r.email, r.created_at)).collect();
-        let mut response = Response::ok(to_csv(&pairs))?;
-        let headers = response.headers_mut();
-        let _ = headers.set("Content-Type", "text/csv; charset=utf-8");
-        // The normalised domain is [a-z0-9._-] (or a bracketed IPv6): safe in a quoted name.
-        let _ = headers.set(
-            "Content-Disposition",
-            &format!("attachment; filename=\"waitlist-{domain}.csv\""),
-        );
-        response
-    } else {
-        json_response(
-            200,
-            &json!({ "domain": domain, "count": rows.len(), "signups": rows }),
-        )
-    };
+        .map_err(|e| ApiError::Internal(format!("waitlist listing failed: {e}")))
+}
+
+/// Splits `limit + 1` fetched rows into the page and the cursor of the next one.
+fn page_of<T>(
+    mut rows: Vec<T>,
+    limit: u32,
+    key: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next = rows.last().filter(|_| more).map(key);
+    (rows, next)
+}
+
+async fn list_signups(
+    db: &D1Database,
+    domain: &str,
+    page: &AdminPage,
+) -> Result<Response, ApiError> {
+    let rows = signups_after(db, domain, page.after.as_deref(), page.limit + 1).await?;
+    let (rows, next_cursor) = page_of(rows, page.limit, |r| {
+        encode_admin_cursor(&[r.created_at.as_str(), r.email.as_str()])
+    });
+    let mut response = json_response(
+        200,
+        &json!({ "domain": domain, "count": rows.len(), "signups": rows, "nextCursor": next_cursor }),
+    );
     let _ = response.headers_mut().set("Cache-Control", "no-store");
     let _ = response.headers_mut().set("Vary", "Accept");
     Ok(response)
 }
 
-async fn list_domains(db: &D1Database) -> Result<Response, ApiError> {
+/// Where a streamed export stands: the next chunk starts after `after`.
+struct Export {
+    env: Env,
+    domain: String,
+    request_id: String,
+    after: Option<Vec<String>>,
+    first: bool,
+}
+
+/// The whole CSV export of `domain`, streamed: the header, then one chunk of
+/// [`CSV_CHUNK_ROWS`] sign-ups per D1 query, so the isolate never holds the whole list. A
+/// query failing mid-export is logged and ends the stream with an error (the client sees a
+/// truncated transfer, never a short file that looks complete).
+fn export_csv(env: Env, domain: String, request_id: String) -> Result<Response, ApiError> {
+    let filename = format!("attachment; filename=\"waitlist-{domain}.csv\"");
+    let start = Export {
+        env,
+        domain,
+        request_id,
+        after: None,
+        first: true,
+    };
+    let chunks = stream::unfold(Some(start), |state| async move {
+        let mut state = state?;
+        let rows = match database(&state.env) {
+            Ok(db) => {
+                signups_after(&db, &state.domain, state.after.as_deref(), CSV_CHUNK_ROWS).await
+            }
+            Err(e) => Err(e),
+        };
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                let detail = e
+                    .internal_detail()
+                    .unwrap_or_else(|| "the waitlist database is not configured".into());
+                log::event(
+                    "error",
+                    "waitlist export failed",
+                    &[("requestId", &state.request_id), ("error", &detail)],
+                );
+                return Some((Err(worker::Error::RustError("export failed".into())), None));
+            }
+        };
+        let mut text = if state.first {
+            CSV_HEADER.to_string()
+        } else {
+            String::new()
+        };
+        let full = rows.len() >= CSV_CHUNK_ROWS as usize;
+        state.after = rows
+            .last()
+            .map(|r| vec![r.created_at.clone(), r.email.clone()]);
+        let pairs: Vec<(String, String)> =
+            rows.into_iter().map(|r| (r.email, r.created_at)).collect();
+        text.push_str(&csv_rows(&pairs));
+        state.first = false;
+        Some((Ok(text.into_bytes()), full.then_some(state)))
+    });
+    let mut response = Response::from_stream(chunks)?;
+    let headers = response.headers_mut();
+    let _ = headers.set("Content-Type", "text/csv; charset=utf-8");
+    // The normalised domain is [a-z0-9._-] (or a bracketed IPv6): safe in a quoted name.
+    let _ = headers.set("Content-Disposition", &filename);
+    let _ = headers.set("Cache-Control", "no-store");
+    let _ = headers.set("Vary", "Accept");
+    Ok(response)
+}
+
+async fn list_domains(db: &D1Database, page: &AdminPage) -> Result<Response, ApiError> {
+    let after = page
+        .after
+        .as_ref()
+        .and_then(|a| a.first())
+        .map_or("", String::as_str);
     let rows: Vec<DomainRow> = db
         .prepare(SELECT_DOMAINS)
+        .bind(&[after.into(), JsValue::from_f64(f64::from(page.limit + 1))])?
         .all()
         .await
         .and_then(|r| r.results())
         .map_err(|e| ApiError::Internal(format!("waitlist domains failed: {e}")))?;
-    let mut response = json_response(200, &json!({ "count": rows.len(), "domains": rows }));
+    let (rows, next_cursor) = page_of(rows, page.limit, |r| {
+        encode_admin_cursor(&[r.domain.as_str()])
+    });
+    let mut response = json_response(
+        200,
+        &json!({ "count": rows.len(), "domains": rows, "nextCursor": next_cursor }),
+    );
     let _ = response.headers_mut().set("Cache-Control", "no-store");
     Ok(response)
 }

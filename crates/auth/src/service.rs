@@ -136,6 +136,17 @@ async fn put_revocation_record(key: &str, value: &str) -> Result<(), Fault> {
         .map_err(|e| Fault(format!("KV: {e}")))
 }
 
+/// A failure the call survives (best-effort bookkeeping): logged, never answered.
+fn warn(message: &str, error: &str) {
+    let line = serde_json::json!({
+        "level": "warn",
+        "message": message,
+        "service": "auth",
+        "error": error,
+    });
+    worker::console_warn!("{line}");
+}
+
 // ---------------------------------------------------------------------------------------
 // Passwords
 
@@ -393,19 +404,6 @@ pub async fn create_api_key(ctx: &Ctx, input: CreateKeyInput) -> Outcome<Created
     if user_by_id(&db, user_id).await?.is_none() {
         return refuse(403, "this identity has no account to own API keys");
     }
-    let active: Option<f64> = first(
-        &db,
-        "SELECT COUNT(*) AS n FROM api_keys WHERE user_id = ?1 AND revoked_at IS NULL",
-        &[text(user_id)],
-    )
-    .await
-    .map(|row: Option<serde_json::Value>| row.and_then(|r| r["n"].as_f64()))?;
-    if active.unwrap_or(0.0) >= MAX_ACTIVE_KEYS as f64 {
-        return refuse(
-            409,
-            "at most 100 active API keys per account: revoke one first",
-        );
-    }
     let created = iso(now_ms());
     // A lookup-id collision (62^12 ids) is astronomically rare; one retry covers it.
     for _ in 0..2 {
@@ -414,10 +412,14 @@ pub async fn create_api_key(ctx: &Ctx, input: CreateKeyInput) -> Outcome<Created
             return Err(Fault("could not format an API key".into()).into());
         };
         let prefix = format!("{}{id}", token::API_KEY_PREFIX);
+        // The cap is checked inside the INSERT: one statement, so concurrent creations are
+        // serialised by D1 and at most MAX_ACTIVE_KEYS are ever active (a separate count
+        // first would let every racer see room).
         let inserted = write(
             &db,
             "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6 \
+             WHERE (SELECT COUNT(*) FROM api_keys WHERE user_id = ?2 AND revoked_at IS NULL) < ?7",
             &[
                 text(&id),
                 text(user_id),
@@ -425,10 +427,17 @@ pub async fn create_api_key(ctx: &Ctx, input: CreateKeyInput) -> Outcome<Created
                 text(&prefix),
                 text(&sha256_hex(key.as_bytes())),
                 text(&created),
+                number(MAX_ACTIVE_KEYS as f64),
             ],
         )
         .await;
         match inserted {
+            Ok(0) => {
+                return refuse(
+                    409,
+                    "at most 100 active API keys per account: revoke one first",
+                )
+            }
             Ok(_) => {
                 return Ok(CreatedKey {
                     id,
@@ -503,18 +512,42 @@ pub async fn set_role(ctx: &Ctx, input: SetRoleInput) -> Outcome<UserAnswer> {
     let Some(mut user) = user_by_id(&db, &input.user_id).await? else {
         return refuse(404, "no such user");
     };
-    // KV first: tokens already issued carry the old role, and this record overrides it.
-    put_revocation_record(&user_role_key(&user.id), role).await?;
-    write(
-        &db,
-        "UPDATE users SET role = ?2, updated_at = ?3 WHERE id = ?1",
-        &[text(&user.id), text(role), text(&iso(now_ms()))],
-    )
-    .await?;
+    // Tokens already issued carry the old role; the KV record overrides it. The order makes
+    // every failure leave tokens granting at most what D1 holds: a demotion restricts tokens
+    // (KV) before D1 changes, and puts the record back if the D1 write fails; a promotion
+    // changes D1 first and only then lets tokens carry the higher role.
+    let key = user_role_key(&user.id);
+    if role == user.role {
+        // Nothing changes in D1; the record still reasserts it for old tokens.
+        put_revocation_record(&key, role).await?;
+    } else if role == token::ROLE_USER {
+        put_revocation_record(&key, role).await?;
+        if let Err(fault) = store_role(&db, &user.id, role).await {
+            if let Err(undo) = put_revocation_record(&key, &user.role).await {
+                // Tokens stay restricted below what D1 holds: safe, and a retry finishes it.
+                warn("setRole: restoring the role record failed", &undo.0);
+            }
+            return Err(fault.into());
+        }
+    } else {
+        store_role(&db, &user.id, role).await?;
+        // D1 holds the higher role; if the record cannot follow, tokens keep granting less
+        // (safe) and the caller is told to retry: the retry (same role) writes the record.
+        put_revocation_record(&key, role).await?;
+    }
     user.role = role.to_string();
     Ok(UserAnswer {
         user: user_of(user),
     })
+}
+
+async fn store_role(db: &D1Database, user_id: &str, role: &str) -> Result<usize, Fault> {
+    write(
+        db,
+        "UPDATE users SET role = ?2, updated_at = ?3 WHERE id = ?1",
+        &[text(user_id), text(role), text(&iso(now_ms()))],
+    )
+    .await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -597,8 +630,9 @@ pub async fn validate_api_key(key: &str) -> Result<Validation, Fault> {
         .map(js_sys::Date::parse)
         .filter(|ms| ms.is_finite());
     if last_used_ms.is_none_or(|ms| now - ms >= LAST_USED_EVERY_MS) {
-        // Conditional, so concurrent validations write it once.
-        write(
+        // Conditional, so concurrent validations write it once. Best effort: a key that
+        // checked out is valid whether or not its bookkeeping could be written.
+        let touched = write(
             &db,
             "UPDATE api_keys SET last_used_at = ?2 \
              WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at <= ?3)",
@@ -608,7 +642,10 @@ pub async fn validate_api_key(key: &str) -> Result<Validation, Fault> {
                 text(&iso(now - LAST_USED_EVERY_MS)),
             ],
         )
-        .await?;
+        .await;
+        if let Err(fault) = touched {
+            warn("validateApiKey: lastUsedAt was not updated", &fault.0);
+        }
     }
     Ok(valid(row.user, None, Some(id.to_string())))
 }

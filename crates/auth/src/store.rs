@@ -67,7 +67,7 @@ fn d1_fault(e: worker::Error) -> Fault {
 }
 
 pub fn is_unique_violation(fault: &Fault) -> bool {
-    fault.0.contains("UNIQUE constraint failed")
+    gateway::faults::classify_d1(&fault.0) == gateway::faults::D1Failure::UniqueViolation
 }
 
 pub fn text(s: &str) -> JsValue {

@@ -3,9 +3,9 @@
 //! concurrency (conditional UPDATE/DELETE on the version read) applied here.
 
 use gateway::documents::{
-    admin_target, encode_cursor, encode_cursor_any_owner, if_match_matches, merge_patch,
-    plan_patch, plan_put, render, serialize_data, split_page, sql, DocError, DocMeta, ListOpts,
-    WritePlan,
+    admin_target, budget_page, encode_cursor, encode_cursor_any_owner, if_match_matches,
+    merge_patch, plan_patch, plan_put, render, serialize_data, sql, DocError, DocMeta, ListOpts,
+    WritePlan, LIST_PAGE_BUDGET_BYTES,
 };
 use rpc::db::{Deleted, Document, Page, PutResult};
 use serde::Deserialize;
@@ -53,8 +53,6 @@ pub struct Caller {
 struct Row {
     #[serde(default)]
     owner: Option<String>,
-    #[serde(default)]
-    id: Option<String>,
     data: String,
     version: i64,
     created_at: String,
@@ -74,6 +72,20 @@ impl Row {
         serde_json::from_str(&self.data)
             .map_err(|e| Failure::Internal(format!("a stored document is not a JSON object: {e}")))
     }
+}
+
+/// A row of a budgeted list page: `data` is absent past the page's byte budget.
+#[derive(Deserialize)]
+struct ListRow {
+    #[serde(default)]
+    owner: Option<String>,
+    id: String,
+    #[serde(default)]
+    data: Option<String>,
+    size: f64,
+    version: i64,
+    created_at: String,
+    updated_at: String,
 }
 
 /// What a write's `RETURNING` clause gives back.
@@ -426,7 +438,7 @@ impl Store {
     }
 
     /// One keyset page. Users page through (id) of their own rows; admins through (id, owner)
-    /// of everyone's.
+    /// of everyone's. The page also ends at [`LIST_PAGE_BUDGET_BYTES`] of stored documents.
     pub async fn list(
         &self,
         caller: &Caller,
@@ -434,40 +446,54 @@ impl Store {
         opts: &ListOpts,
     ) -> Result<Page, Failure> {
         let fetch = number(i64::from(opts.fetch_limit()));
+        let budget = number(LIST_PAGE_BUDGET_BYTES as i64);
         let rows = if caller.admin {
             let params = [
                 text(collection),
                 text(opts.after_id()),
                 text(opts.after_owner()),
                 fetch,
+                budget,
             ];
-            self.all::<Row>(sql::LIST_ANY_OWNER, &params).await?
+            self.all::<ListRow>(sql::LIST_ANY_OWNER, &params).await?
         } else {
             let params = [
                 text(&caller.user_id),
                 text(collection),
                 text(opts.after_id()),
                 fetch,
+                budget,
             ];
-            self.all::<Row>(sql::LIST, &params).await?
+            self.all::<ListRow>(sql::LIST, &params).await?
         };
-        let (rows, more) = split_page(rows, opts.limit);
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let id = row
-                .id
-                .as_deref()
-                .ok_or_else(|| Failure::Internal("list returned no id".into()))?;
-            items.push(as_document(render(id, &row.data()?, &row.meta())));
+        let sizes: Vec<Option<usize>> = rows
+            .iter()
+            .map(|r| r.data.as_ref().map(|_| r.size.max(0.0) as usize))
+            .collect();
+        let (taken, more) = budget_page(&sizes, opts.limit, LIST_PAGE_BUDGET_BYTES);
+        if taken == 0 && more {
+            return Err(Failure::Internal("list page came back without data".into()));
         }
-        let next_cursor = match rows.last() {
-            Some(last) if more => {
-                let id = last.id.as_deref().unwrap_or_default();
-                Some(match (&last.owner, caller.admin) {
-                    (Some(owner), true) => encode_cursor_any_owner(id, owner),
-                    _ => encode_cursor(id),
-                })
-            }
+        let mut items = Vec::with_capacity(taken);
+        let mut last: Option<(String, Option<String>)> = None;
+        for row in rows.into_iter().take(taken) {
+            let meta = DocMeta {
+                version: row.version,
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+            };
+            let data: Map<String, Value> = serde_json::from_str(row.data.as_deref().unwrap_or(""))
+                .map_err(|e| {
+                    Failure::Internal(format!("a stored document is not a JSON object: {e}"))
+                })?;
+            items.push(as_document(render(&row.id, &data, &meta)));
+            last = Some((row.id, row.owner));
+        }
+        let next_cursor = match last {
+            Some((id, owner)) if more => Some(match (owner, caller.admin) {
+                (Some(owner), true) => encode_cursor_any_owner(&id, &owner),
+                _ => encode_cursor(&id),
+            }),
             _ => None,
         };
         Ok(Page { items, next_cursor })

@@ -5,8 +5,8 @@
 mod catalog;
 mod proxy;
 
-use futures_util::future::join_all;
-use gateway::jsonrpc::MAX_BATCH;
+use futures_util::stream::{self, StreamExt};
+use gateway::jsonrpc::{ResultBudget, BATCH_CONCURRENCY, MAX_BATCH, MAX_BATCH_RESULT_BYTES};
 use js_sys::{Array, Object, Reflect};
 use rpc::clients::to_js;
 use rpc::{sys, AuthClient, DbClient, Health};
@@ -40,6 +40,9 @@ pub async fn call_service(
 /// `batchCall([{service, method, args}], options?)`: every call runs at once and on its own;
 /// the answer has one `{success: true, result}` or `{success: false, error: {code, message}}`
 /// per call, in order. Only a batch that is not an array (or is over 100 calls) throws.
+/// At most `BATCH_CONCURRENCY` calls run at once, and results are kept in request order only
+/// while they fit in `MAX_BATCH_RESULT_BYTES` (their JSON, summed): a result past the budget
+/// is dropped (the call did run) and answered with a -32004 error, and logged.
 #[wasm_bindgen(js_name = batchCall)]
 pub async fn batch_call(calls: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
     let Some(calls) = calls.dyn_ref::<Array>() else {
@@ -69,7 +72,7 @@ pub async fn batch_call(calls: JsValue, options: JsValue) -> Result<JsValue, JsV
             ]
         })
         .collect();
-    let outcomes = join_all(items.iter().map(|[service, method, args]| {
+    let mut outcomes = stream::iter(items.iter().map(|[service, method, args]| {
         let request = Request {
             service,
             method,
@@ -77,9 +80,49 @@ pub async fn batch_call(calls: JsValue, options: JsValue) -> Result<JsValue, JsV
         };
         proxy::run(&env, request, &correlation)
     }))
-    .await;
-    let answer: Array = outcomes.into_iter().map(outcome_object).collect();
+    .buffered(BATCH_CONCURRENCY);
+    let mut budget = ResultBudget::new(MAX_BATCH_RESULT_BYTES);
+    let answer = Array::new();
+    let mut index = 0usize;
+    while let Some(outcome) = outcomes.next().await {
+        let outcome = match outcome {
+            Ok(result) => {
+                let bytes = json_size(&result);
+                if budget.admit(bytes) {
+                    Ok(result)
+                } else {
+                    result_dropped(&correlation, index, bytes);
+                    Err(Failure::too_large())
+                }
+            }
+            Err(failure) => Err(failure),
+        };
+        answer.push(&outcome_object(outcome));
+        index += 1;
+    }
     Ok(answer.into())
+}
+
+/// The size of a result as JSON (UTF-16 code units, close to bytes for JSON text); a value
+/// JSON cannot represent counts as nothing (the caller's encoder refuses it anyway).
+fn json_size(value: &JsValue) -> usize {
+    match js_sys::JSON::stringify(value) {
+        Ok(text) if text.is_string() => text.length() as usize,
+        _ => 0,
+    }
+}
+
+fn result_dropped(correlation: &Correlation, index: usize, bytes: usize) {
+    let line = serde_json::json!({
+        "level": "warn",
+        "message": "batch result dropped: over the response budget",
+        "worker": SELF,
+        "requestId": correlation.request_id,
+        "index": index,
+        "bytes": bytes,
+        "budgetBytes": MAX_BATCH_RESULT_BYTES,
+    });
+    worker::console_warn!("{line}");
 }
 
 /// `getServices()`: every RPC-reachable registry service with its binding, description,

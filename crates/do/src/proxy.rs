@@ -3,8 +3,8 @@
 //! Arguments and results stay JS values: the proxy forwards what it was given untouched.
 
 use gateway::jsonrpc::{
-    proxy_allowed, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, SERVICE_FAILED,
-    SERVICE_UNAVAILABLE, TIMEOUT,
+    proxy_allowed, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RESPONSE_TOO_LARGE,
+    SERVICE_FAILED, SERVICE_UNAVAILABLE, TIMEOUT,
 };
 use gateway::registry;
 use js_sys::{Array, Reflect};
@@ -53,6 +53,14 @@ impl Failure {
 
     pub fn invalid(message: &str) -> Failure {
         Failure::new(INVALID_PARAMS, message)
+    }
+
+    /// The call ran, but its result did not fit in the batch's response budget.
+    pub fn too_large() -> Failure {
+        Failure::new(
+            RESPONSE_TOO_LARGE,
+            "Response too large: the batch's results passed its budget; call this one on its own",
+        )
     }
 
     /// The word the log line records.

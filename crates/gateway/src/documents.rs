@@ -18,6 +18,12 @@ pub const MAX_COLLECTION_LEN: usize = 64;
 pub const MAX_ID_LEN: usize = 128;
 pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 100;
+/// Byte budget of one list page: the stored JSON of its documents, summed. A page ends early
+/// (with `nextCursor`) when the next document would pass it, so 100 documents of 1 MiB never
+/// travel (and get copied) as one 100 MiB answer; a page always holds at least one document,
+/// so a walk always advances. 4 MiB keeps the copies of one page (D1 result, parsed values,
+/// the RPC clone, the api's JSON) well inside an isolate's 128 MB.
+pub const LIST_PAGE_BUDGET_BYTES: usize = 4 << 20;
 /// Longest cursor string decoded; real ones are far shorter (bounded work on garbage).
 const MAX_CURSOR_LEN: usize = 1024;
 /// Longest user input quoted back in an error message.
@@ -581,6 +587,25 @@ pub fn split_page<T>(mut rows: Vec<T>, limit: u32) -> (Vec<T>, bool) {
     (rows, more)
 }
 
+/// Where a budgeted page ends. `sizes` are the stored sizes of the rows fetched (at most
+/// `limit + 1`, in page order); `None` marks a row whose data the statement did not ship
+/// because it already lay past the budget ([`sql::LIST`] cuts on the same rule). Returns the
+/// number of rows on the page and whether another page follows: the longest prefix of at most
+/// `limit` rows whose sizes sum to at most `budget`, but never fewer than one row.
+pub fn budget_page(sizes: &[Option<usize>], limit: u32, budget: usize) -> (usize, bool) {
+    let mut used = 0usize;
+    let mut taken = 0usize;
+    for size in sizes.iter().take(limit as usize) {
+        let Some(size) = *size else { break };
+        if taken > 0 && used.saturating_add(size) > budget {
+            break;
+        }
+        used = used.saturating_add(size);
+        taken += 1;
+    }
+    (taken, sizes.len() > taken)
+}
+
 /// Splits a raw query string into (key, raw value) pairs. Keys are percent-decoded (lossily:
 /// a key that does not decode simply matches nothing); values are left raw so the caller
 /// decodes only what it uses.
@@ -685,16 +710,32 @@ pub mod sql {
          WHERE owner = ?1 AND collection = ?2 AND id = ?3 AND version = ?4 RETURNING version";
 
     /// Keyset page: `?1 owner, ?2 collection, ?3 after id ("" for the first page),
-    /// ?4 limit + 1`.
-    pub const LIST: &str = "SELECT id, data, version, created_at, updated_at \
-         FROM documents WHERE owner = ?1 AND collection = ?2 AND id > ?3 \
-         ORDER BY id LIMIT ?4";
+    /// ?4 limit + 1, ?5 byte budget`. Every row comes with its stored `size` (bytes); `data`
+    /// is NULL for rows past the budget (all but the first row once the running size passes
+    /// it), so D1 never ships a page's worth of documents beyond the budget to the worker,
+    /// which cuts the page with [`super::budget_page`].
+    pub const LIST: &str = "SELECT id, version, created_at, updated_at, size, \
+         CASE WHEN running <= ?5 OR running = size THEN data END AS data FROM (\
+           SELECT id, data, version, created_at, updated_at, size, \
+             SUM(size) OVER (ORDER BY id ROWS UNBOUNDED PRECEDING) AS running FROM (\
+               SELECT id, data, version, created_at, updated_at, \
+                 length(CAST(data AS BLOB)) AS size \
+               FROM documents WHERE owner = ?1 AND collection = ?2 AND id > ?3 \
+               ORDER BY id LIMIT ?4)) \
+         ORDER BY id";
 
     /// Admin keyset page over all owners, ordered by (id, owner): `?1 collection, ?2 after id,
-    /// ?3 after owner ("" and "" for the first page), ?4 limit + 1`.
-    pub const LIST_ANY_OWNER: &str = "SELECT owner, id, data, version, created_at, updated_at \
-         FROM documents WHERE collection = ?1 AND (id > ?2 OR (id = ?2 AND owner > ?3)) \
-         ORDER BY id, owner LIMIT ?4";
+    /// ?3 after owner ("" and "" for the first page), ?4 limit + 1, ?5 byte budget`; sizes and
+    /// the budget as in [`LIST`].
+    pub const LIST_ANY_OWNER: &str = "SELECT owner, id, version, created_at, updated_at, size, \
+         CASE WHEN running <= ?5 OR running = size THEN data END AS data FROM (\
+           SELECT owner, id, data, version, created_at, updated_at, size, \
+             SUM(size) OVER (ORDER BY id, owner ROWS UNBOUNDED PRECEDING) AS running FROM (\
+               SELECT owner, id, data, version, created_at, updated_at, \
+                 length(CAST(data AS BLOB)) AS size \
+               FROM documents WHERE collection = ?1 AND (id > ?2 OR (id = ?2 AND owner > ?3)) \
+               ORDER BY id, owner LIMIT ?4)) \
+         ORDER BY id, owner";
 }
 
 #[cfg(test)]
@@ -1186,6 +1227,44 @@ mod tests {
     }
 
     #[test]
+    fn budgeted_pages() {
+        let s = |v: &[usize]| v.iter().map(|&n| Some(n)).collect::<Vec<_>>();
+        let mib = 1 << 20;
+        // (sizes, limit, budget, (rows on the page, more))
+        type Case = (Vec<Option<usize>>, u32, usize, (usize, bool));
+        let cases: Vec<Case> = vec![
+            (vec![], 20, 100, (0, false)),
+            (s(&[10, 10, 10]), 20, 100, (3, false)),
+            // limit + 1 rows fetched: the extra one only says "more"
+            (s(&[10, 10, 10, 10]), 3, 100, (3, true)),
+            // the budget ends the page before the limit does
+            (s(&[40, 40, 40, 40]), 3, 100, (2, true)),
+            // exactly at the budget still fits
+            (s(&[50, 50, 1]), 20, 100, (2, true)),
+            // a first row larger than the budget is a page of its own: walks always advance
+            (s(&[500, 1]), 20, 100, (1, true)),
+            (s(&[500]), 20, 100, (1, false)),
+            // rows the statement did not ship (past its cut) end the page
+            (vec![Some(10), None, None], 20, 100, (1, true)),
+            (vec![None], 20, 100, (0, true)),
+            // 100 documents of ~1 MiB: four per 4 MiB page
+            (
+                vec![Some(mib - 100); 101],
+                100,
+                LIST_PAGE_BUDGET_BYTES,
+                (4, true),
+            ),
+        ];
+        for (sizes, limit, budget, want) in cases {
+            assert_eq!(
+                budget_page(&sizes, limit, budget),
+                want,
+                "{sizes:?} {limit} {budget}"
+            );
+        }
+    }
+
+    #[test]
     fn list_params_for_rpc() {
         let c = encode_cursor("abc");
         assert_eq!(list_params(None), Ok((20, None)));
@@ -1296,8 +1375,8 @@ mod tests {
             (sql::SELECT_ONE_ANY_OWNER, 2),
             (sql::DELETE, 3),
             (sql::DELETE_IF_VERSION, 4),
-            (sql::LIST, 4),
-            (sql::LIST_ANY_OWNER, 4),
+            (sql::LIST, 5),
+            (sql::LIST_ANY_OWNER, 5),
             (sql::UPSERT, 5),
             (sql::SELECT_ONE_FOR_ADMIN, 3),
         ];

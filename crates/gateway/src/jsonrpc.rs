@@ -41,6 +41,49 @@ pub const SERVICE_UNAVAILABLE: i64 = -32002;
 /// registry access level, e.g. admin for `schedule`).
 pub const FORBIDDEN: i64 = -32003;
 
+/// Implementation-defined server error: the call ran, but its result did not fit in what was
+/// left of the batch's response budget ([`MAX_BATCH_RESULT_BYTES`]); call it on its own.
+pub const RESPONSE_TOO_LARGE: i64 = -32004;
+
+/// Byte budget of one batch's results (their JSON, summed, in request order). A result that
+/// would pass it is replaced by a -32004 error object, so a batch of 100 large answers never
+/// builds a 100-fold response; the first result always fits, so a single call is never
+/// refused for its size (its own service bounds it, e.g. db's page budget).
+pub const MAX_BATCH_RESULT_BYTES: usize = 8 << 20;
+/// How many calls of a batch run at once. Bounds what the executor holds in flight (at most
+/// this many results beyond the budget) while keeping small batches fully parallel.
+pub const BATCH_CONCURRENCY: usize = 16;
+
+/// What is left of a batch's response budget; results are offered in request order.
+#[derive(Debug, Clone)]
+pub struct ResultBudget {
+    used: usize,
+    limit: usize,
+    admitted: usize,
+}
+
+impl ResultBudget {
+    pub fn new(limit: usize) -> ResultBudget {
+        ResultBudget {
+            used: 0,
+            limit,
+            admitted: 0,
+        }
+    }
+
+    /// Whether a result of `bytes` still fits; if so it is counted. The first result always
+    /// fits; once one does not, later (smaller) ones still may: each is judged on its own.
+    pub fn admit(&mut self, bytes: usize) -> bool {
+        let total = self.used.saturating_add(bytes);
+        if self.admitted > 0 && total > self.limit {
+            return false;
+        }
+        self.used = total;
+        self.admitted += 1;
+        true
+    }
+}
+
 /// Bounded work per request: a larger batch is refused whole with one -32600, before any call
 /// runs. (The body size itself is capped by the HTTP layer before it reaches [`parse`].)
 pub const MAX_BATCH: usize = 100;
@@ -632,6 +675,8 @@ pub enum RpcFailure {
     Forbidden,
     /// The executor does not know the method (e.g. a `do` deployed with an older table).
     NotFound,
+    /// The result did not fit in the batch's response budget.
+    TooLarge,
     /// Anything the caller should not see the details of.
     Internal,
 }
@@ -650,6 +695,7 @@ impl RpcFailure {
             SERVICE_UNAVAILABLE => RpcFailure::Unavailable,
             FORBIDDEN => RpcFailure::Forbidden,
             METHOD_NOT_FOUND => RpcFailure::NotFound,
+            RESPONSE_TOO_LARGE => RpcFailure::TooLarge,
             _ => RpcFailure::Internal,
         }
     }
@@ -667,6 +713,11 @@ impl RpcFailure {
             }
             RpcFailure::Forbidden => RpcError::new(FORBIDDEN, "Forbidden", None),
             RpcFailure::NotFound => method_not_found(),
+            RpcFailure::TooLarge => RpcError::new(
+                RESPONSE_TOO_LARGE,
+                "Response too large: the batch's results passed its budget; call this one on its own",
+                None,
+            ),
             RpcFailure::Internal => RpcError::new(INTERNAL_ERROR, "Internal error", None),
         }
     }
@@ -1592,6 +1643,25 @@ mod tests {
     }
 
     // --- Limits and hostile input ---
+
+    #[test]
+    fn result_budget() {
+        let mut budget = ResultBudget::new(100);
+        // the first result always fits, however large
+        assert!(budget.admit(150));
+        assert!(!budget.admit(1));
+        let mut budget = ResultBudget::new(100);
+        let admitted: Vec<bool> = [40, 40, 40, 20, 0, 1]
+            .iter()
+            .map(|&n| budget.admit(n))
+            .collect();
+        assert_eq!(admitted, [true, true, false, true, true, false]);
+        assert!(matches!(
+            RpcFailure::from_code(RESPONSE_TOO_LARGE, "x"),
+            RpcFailure::TooLarge
+        ));
+        assert_eq!(RpcFailure::TooLarge.into_error().code, RESPONSE_TOO_LARGE);
+    }
 
     #[test]
     fn batch_limit() {

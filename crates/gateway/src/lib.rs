@@ -3,6 +3,8 @@
 
 pub mod access;
 pub mod documents;
+pub mod faults;
+pub mod health;
 pub mod host;
 pub mod ids;
 pub mod jsonrpc;
@@ -13,5 +15,6 @@ pub mod ratelimit;
 pub mod registry;
 pub mod router;
 pub mod routes;
+pub mod routes_cache;
 pub mod token;
 pub mod waitlist;

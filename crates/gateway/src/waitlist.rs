@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -177,7 +179,17 @@ pub fn hash_ip(ip: &str, salt: &[u8]) -> String {
 /// row. Cells starting with `= + - @`, tab or CR get a leading `'` so spreadsheet apps show
 /// them as text instead of evaluating them (CSV injection).
 pub fn to_csv(rows: &[(String, String)]) -> String {
-    let mut out = String::from("email,createdAt\r\n");
+    let mut out = String::from(CSV_HEADER);
+    out.push_str(&csv_rows(rows));
+    out
+}
+
+/// The CSV export's header row; a streamed export sends it, then [`csv_rows`] per chunk.
+pub const CSV_HEADER: &str = "email,createdAt\r\n";
+
+/// Rows of the CSV export without the header (one chunk of a streamed export).
+pub fn csv_rows(rows: &[(String, String)]) -> String {
+    let mut out = String::new();
     for (email, created_at) in rows {
         push_csv_cell(&mut out, email);
         out.push(',');
@@ -185,6 +197,75 @@ pub fn to_csv(rows: &[(String, String)]) -> String {
         out.push_str("\r\n");
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The admin listing's pages
+
+/// Sign-ups (or domains) per JSON page of the admin listing when `limit` is absent.
+pub const DEFAULT_ADMIN_PAGE: u32 = 100;
+/// Largest `limit` of a JSON page: 1 000 sign-ups are ~100 KB of JSON.
+pub const MAX_ADMIN_PAGE: u32 = 1000;
+/// Rows per D1 query of the streamed CSV export: the isolate holds one chunk at a time,
+/// however many sign-ups the domain has.
+pub const CSV_CHUNK_ROWS: u32 = 1000;
+const MAX_ADMIN_CURSOR_LEN: usize = 1024;
+
+/// `?limit=&cursor=` of an admin listing page. `after` is the keyset position: for sign-ups
+/// `[created_at, email]` of the previous page's last row, for domains `[domain]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminPage {
+    pub limit: u32,
+    pub after: Option<Vec<String>>,
+}
+
+/// Opaque cursor after the given key parts (none may contain a newline; stored emails,
+/// dates and domains never do).
+pub fn encode_admin_cursor(parts: &[&str]) -> String {
+    URL_SAFE_NO_PAD.encode(parts.join("\n"))
+}
+
+/// Parses an admin listing's query: `limit` 1..=[`MAX_ADMIN_PAGE`] (default
+/// [`DEFAULT_ADMIN_PAGE`]) and a `cursor` from a previous page holding `parts` key parts.
+pub fn parse_admin_page(query: Option<&str>, parts: usize) -> Result<AdminPage, String> {
+    let mut page = AdminPage {
+        limit: DEFAULT_ADMIN_PAGE,
+        after: None,
+    };
+    for (key, raw) in query_pairs(query.unwrap_or("")) {
+        let value = percent_decode(raw, true).ok_or("the query is not valid percent-encoding")?;
+        match key.as_str() {
+            "limit" if !value.is_empty() => {
+                page.limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| {
+                        value.bytes().all(|b| b.is_ascii_digit())
+                            && (1..=MAX_ADMIN_PAGE).contains(n)
+                    })
+                    .ok_or(format!(
+                        "limit must be a whole number from 1 to {MAX_ADMIN_PAGE}"
+                    ))?;
+            }
+            "cursor" if !value.is_empty() => {
+                let invalid = || "invalid cursor: pass back nextCursor unchanged".to_string();
+                if value.len() > MAX_ADMIN_CURSOR_LEN {
+                    return Err(invalid());
+                }
+                let bytes = URL_SAFE_NO_PAD
+                    .decode(value.as_bytes())
+                    .map_err(|_| invalid())?;
+                let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+                let key: Vec<String> = text.split('\n').map(str::to_owned).collect();
+                if key.len() != parts || key.iter().any(String::is_empty) {
+                    return Err(invalid());
+                }
+                page.after = Some(key);
+            }
+            _ => {}
+        }
+    }
+    Ok(page)
 }
 
 fn push_csv_cell(out: &mut String, cell: &str) {
@@ -932,6 +1013,60 @@ mod tests {
                     \"'=HYPERLINK(\"\"http://e\"\",\"\"x\"\")\",\r\n";
         assert_eq!(to_csv(&rows), want);
         assert_eq!(to_csv(&[]), "email,createdAt\r\n");
+        // a streamed export (header, then chunks) is the same bytes
+        assert_eq!(
+            format!(
+                "{CSV_HEADER}{}{}",
+                csv_rows(&rows[..3]),
+                csv_rows(&rows[3..])
+            ),
+            want
+        );
+    }
+
+    #[test]
+    fn admin_pages() {
+        assert_eq!(
+            parse_admin_page(None, 2),
+            Ok(AdminPage {
+                limit: DEFAULT_ADMIN_PAGE,
+                after: None
+            })
+        );
+        assert_eq!(
+            parse_admin_page(Some("limit=&cursor="), 2).map(|p| p.limit),
+            Ok(DEFAULT_ADMIN_PAGE)
+        );
+        assert_eq!(
+            parse_admin_page(Some("limit=1000"), 2).map(|p| p.limit),
+            Ok(1000)
+        );
+        for bad in [
+            "limit=0",
+            "limit=1001",
+            "limit=-1",
+            "limit=1.5",
+            "limit=%zz",
+            "cursor=***",
+            "cursor=YQ",
+        ] {
+            assert!(parse_admin_page(Some(bad), 2).is_err(), "{bad}");
+        }
+        let cursor = encode_admin_cursor(&["2025-01-01T00:00:00.000Z", "a@b.do"]);
+        assert_eq!(
+            parse_admin_page(Some(&format!("cursor={cursor}&limit=5")), 2),
+            Ok(AdminPage {
+                limit: 5,
+                after: Some(vec!["2025-01-01T00:00:00.000Z".into(), "a@b.do".into()])
+            })
+        );
+        // a sign-ups cursor is not a domains cursor
+        assert!(parse_admin_page(Some(&format!("cursor={cursor}")), 1).is_err());
+        let domains = encode_admin_cursor(&["shop.example"]);
+        assert_eq!(
+            parse_admin_page(Some(&format!("cursor={domains}")), 1).map(|p| p.after),
+            Ok(Some(vec!["shop.example".into()]))
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use worker::{Env, Method, Request, Response};
 
+use crate::adapters::rpc::{deadline_ms, within};
 use crate::context::{CredentialKind, Identity, RequestCtx};
 use crate::error::{json_response, ApiError};
 use crate::identity;
@@ -35,7 +36,21 @@ enum AuthRoute<'a> {
     SetRole(&'a str),
 }
 
+/// The whole exchange with auth runs within `RPC_TIMEOUT_MS`: a hanging auth service answers
+/// 504 instead of holding the request (and the client) for ever. A write auth finishes after
+/// the deadline still happens; every auth write is safe to retry.
 pub async fn handle(
+    req: &Request,
+    env: &Env,
+    rc: &RequestCtx,
+    path: &str,
+) -> Result<Response, ApiError> {
+    within(deadline_ms(env), exchange(req, env, rc, path))
+        .await
+        .unwrap_or(Err(ApiError::GatewayTimeout))
+}
+
+async fn exchange(
     req: &Request,
     env: &Env,
     rc: &RequestCtx,

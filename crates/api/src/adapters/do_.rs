@@ -134,7 +134,10 @@ async fn call(req: &Request, env: &Env, rc: &RequestCtx) -> Result<Response, Api
                 "no such callable method (GET /api/do/services lists them)".into(),
             ),
             jsonrpc::RpcFailure::Service { .. } => ApiError::BadGateway(service),
-            jsonrpc::RpcFailure::Internal => ApiError::Internal(error.message),
+            // A single call always fits its budget; TooLarge comes only from batches.
+            jsonrpc::RpcFailure::Internal | jsonrpc::RpcFailure::TooLarge => {
+                ApiError::Internal(error.message)
+            }
         }),
     }
 }
