@@ -12,6 +12,7 @@ mod identity;
 mod limiter;
 mod limiter_object;
 mod log;
+mod logs;
 mod metrics;
 mod pipeline;
 mod routing;

@@ -14,7 +14,7 @@ use crate::config::{self, Config};
 use crate::context::RequestCtx;
 use crate::error::{json_response, ApiError};
 use crate::upstream::{self, Dispatched};
-use crate::{adapters, cors, health, identity, limiter, log, metrics, routing, waitlist};
+use crate::{adapters, cors, health, identity, limiter, log, logs, metrics, routing, waitlist};
 
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
     let config = config::load(&env);
@@ -191,6 +191,7 @@ async fn call(
                 (ServiceKind::Adapter, "db") => adapters::db::handle(req, env, rc, &path).await,
                 (ServiceKind::Adapter, "auth") => adapters::auth::handle(req, env, rc, &path).await,
                 (ServiceKind::Adapter, "do") => adapters::do_::handle(req, env, rc, &path).await,
+                (ServiceKind::Builtin, "logs") => logs::handle(req, env, rc, &path).await,
                 (ServiceKind::Builtin, _) => waitlist::handle_service(req, env, rc, &path).await,
                 _ => match binding {
                     Some(binding) => {

@@ -6,6 +6,7 @@ pub mod documents;
 pub mod host;
 pub mod ids;
 pub mod jsonrpc;
+pub mod logs;
 pub mod problem;
 pub mod ratelimit;
 pub mod registry;
