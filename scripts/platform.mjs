@@ -129,7 +129,7 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
   }));
   const merge = (name, base) => ({ ...base, ...(overrides[name] ?? {}) });
   // Every platform worker's trace events go to the tail worker (their tail_consumers).
-  const tails = logPipeline ? ["tail"] : [];
+  const tails = (producer) => (logPipeline ? [producer === "api" ? "tail" : `tail-${producer}`] : []);
   const workers = [
     merge(
       "api",
@@ -145,7 +145,7 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
         d1Databases: { WAITLIST_DB: "platform-waitlist" },
         durableObjects: { RATE_LIMITER: { className: "RateLimiter", useSQLite: true } },
         r2Buckets: { LOGS: LOGS_BUCKET },
-        tails,
+        tails: tails("api"),
         // Workers Analytics Engine has no local equivalent: a wrapped binding (as workers-rs's
         // own tests do) that prints each data point as one line, so tests can read them.
         wrappedBindings: { ANALYTICS: { scriptName: "analytics-engine-local" } },
@@ -165,25 +165,30 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
         },
       }),
     ),
-    merge("db", rustWorker("db", "crates/db", { d1Databases: { DB: "platform-db" }, tails })),
+    merge("db", rustWorker("db", "crates/db", { d1Databases: { DB: "platform-db" }, tails: tails("db") })),
     merge(
       "auth",
       rustWorker("auth", "crates/auth", {
         d1Databases: { DB: "platform-auth" },
         kvNamespaces: { AUTH_CACHE: "auth-cache" },
         bindings: { TOKEN_KEYS: DEV_TOKEN_KEYS },
-        tails,
+        tails: tails("auth"),
       }),
     ),
-    merge("do", rustWorker("do", "crates/do", { serviceBindings: { DB_SERVICE: "db", AUTH_SERVICE: "auth" }, tails })),
-    merge(
-      "tail",
-      rustWorker("tail", "crates/tail", {
-        durableObjects: { LOG_BATCHER: { className: "LogBatcher", useSQLite: true } },
-        ...(logsFaults ? { wrappedBindings: { LOGS: { scriptName: "logs-faults-local" } } } : { r2Buckets: { LOGS: LOGS_BUCKET } }),
-        // Locally a record waits at most 2 s (production: 60 s), in one buffer per worker.
-        bindings: { LOG_BATCH_MAX_AGE_MS: "2000", LOG_SHARDS: "1", LOG_RETENTION_DAYS: "30", ...tailVars },
-      }),
+    merge("do", rustWorker("do", "crates/do", { serviceBindings: { DB_SERVICE: "db", AUTH_SERVICE: "auth" }, tails: tails("do") })),
+    // The tail worker, once per producer: local workerd leaves a trace's scriptName null, so
+    // each instance is told its producer's name (LOCAL_PRODUCER_NAME). They share one
+    // LogBatcher namespace (the "tail" instance's) and one bucket, as one deployed tail does.
+    ...["api", "db", "auth", "do"].map((producer) =>
+      merge(
+        producer === "api" ? "tail" : `tail-${producer}`,
+        rustWorker(producer === "api" ? "tail" : `tail-${producer}`, "crates/tail", {
+          durableObjects: { LOG_BATCHER: { className: "LogBatcher", useSQLite: true, ...(producer === "api" ? {} : { scriptName: "tail" }) } },
+          ...(logsFaults ? { wrappedBindings: { LOGS: { scriptName: "logs-faults-local" } } } : { r2Buckets: { LOGS: LOGS_BUCKET } }),
+          // Locally a record waits at most 2 s (production: 60 s), in one buffer per worker.
+          bindings: { LOG_BATCH_MAX_AGE_MS: "2000", LOG_SHARDS: "1", LOG_RETENTION_DAYS: "30", ...tailVars, LOCAL_PRODUCER_NAME: producer },
+        }),
+      ),
     ),
     ...(logsFaults ? [{ name: "logs-faults-local", modules: true, script: LOGS_FAULTS_SOURCE, r2Buckets: { LOGS: LOGS_BUCKET } }] : []),
     {

@@ -24,6 +24,9 @@ use crate::batch::BatchConfig;
 pub(crate) const BUCKET: &str = "LOGS";
 const BATCHER: &str = "LOG_BATCHER";
 const RETENTION_VAR: &str = "LOG_RETENTION_DAYS";
+/// The producer's name when traces carry none: local workerd leaves `scriptName` null, so the
+/// launcher runs one tail instance per producer with this var set (production never sets it).
+const PRODUCER_VAR: &str = "LOCAL_PRODUCER_NAME";
 const DEFAULT_RETENTION_DAYS: u32 = 30;
 /// One cron run deletes at most this many objects (the next run continues).
 const MAX_DELETES_PER_RUN: usize = 10_000;
@@ -83,10 +86,11 @@ pub async fn tail(events: JsValue) {
             )
         }
     };
+    let producer = env.var(PRODUCER_VAR).ok().map(|v| v.to_string());
     // One append per (worker, shard): an invocation's records stay together.
     let mut appends: Vec<((String, u32), String)> = Vec::new();
     for item in &items {
-        let recs = records::records(item);
+        let recs = records::records(item, producer.as_deref());
         let Some(first) = recs.first() else { continue };
         let worker = logs::worker_label(
             first

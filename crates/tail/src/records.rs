@@ -147,8 +147,11 @@ fn correlation(
     let event = item.event.as_ref();
     let request_id =
         from_lines(field::REQUEST_ID).or_else(|| accept_request_id(header(event, "x-request-id")));
+    // The services log `traceparent` where the api logs `traceId`: either names the trace.
     let trace_id = from_lines(field::TRACE_ID).or_else(|| {
-        header(event, "traceparent")
+        from_lines("traceparent")
+            .as_deref()
+            .or(header(event, "traceparent"))
             .and_then(TraceParent::parse)
             .map(|t| t.trace_id_hex())
     });
@@ -165,11 +168,18 @@ pub fn is_silent(item: &TraceItem) -> bool {
 }
 
 /// Every record of one invocation, redacted, in the order they happened (none when silent).
-pub fn records(item: &TraceItem) -> Vec<Map<String, Value>> {
+/// `producer` names the worker when the trace does not (local workerd leaves `scriptName` null).
+pub fn records(item: &TraceItem, producer: Option<&str>) -> Vec<Map<String, Value>> {
     if is_silent(item) {
         return Vec::new();
     }
-    let worker = item.script_name.clone().unwrap_or_else(|| "unknown".into());
+    let worker = item
+        .script_name
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .or(producer)
+        .unwrap_or("unknown")
+        .to_string();
     let started = ms(item.event_timestamp).unwrap_or(0);
     let lines: Vec<Option<Map<String, Value>>> =
         item.logs.iter().map(|l| structured(&l.message)).collect();
@@ -313,7 +323,7 @@ mod tests {
             "logs": [{"timestamp": 1004, "level": "log", "message": [line]}],
             "exceptions": [],
         }));
-        let recs = records(&it);
+        let recs = records(&it, None);
         assert_eq!(recs.len(), 2);
         let summary = &recs[0];
         assert_eq!(summary["kind"], "invocation");
@@ -340,16 +350,20 @@ mod tests {
 
     #[test]
     fn rpc_lines_give_the_invocation_its_request_id() {
-        let line =
-            json!({"level":"info","message":"call","requestId":RID,"method":"get"}).to_string();
+        let line = json!({"level":"info","message":"call","requestId":RID,"method":"get",
+            "traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
+        .to_string();
         let it = item(json!({
             "scriptName": "db", "eventTimestamp": 2000, "outcome": "ok",
             "event": {"rpcMethod": "get"},
             "logs": [{"timestamp": 2001, "level": "log", "message": [line]}],
         }));
-        let recs = records(&it);
+        let recs = records(&it, None);
         assert_eq!(recs[0]["event"], json!({"type": "rpc", "method": "get"}));
         assert!(recs.iter().all(|r| r["requestId"] == RID));
+        assert!(recs
+            .iter()
+            .all(|r| r["traceId"] == "4bf92f3577b34da6a3ce929d0e0e4736"));
     }
 
     #[test]
@@ -361,7 +375,7 @@ mod tests {
             "logs": [{"timestamp": 3001, "level": "log", "message": ["about to fail, password=hunter22"]}],
             "exceptions": [{"timestamp": 3002, "name": "TypeError", "message": "boom with Bearer abcdefghijk"}],
         }));
-        let recs = records(&it);
+        let recs = records(&it, None);
         let exc = recs.iter().find(|r| r["kind"] == "exception").unwrap();
         assert_eq!(exc["requestId"], RID);
         assert_eq!(exc["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
@@ -378,7 +392,7 @@ mod tests {
         let it = item(
             json!({"scriptName": "t", "event": {"request": {"headers": {"x-request-id": "<script>"}}}}),
         );
-        assert!(records(&it)[0].get("requestId").is_none());
+        assert!(records(&it, None)[0].get("requestId").is_none());
     }
 
     #[test]
@@ -389,7 +403,7 @@ mod tests {
         let it = item(
             json!({"scriptName": "auth", "eventTimestamp": 10, "logs": [{"timestamp": 11, "message": [line]}]}),
         );
-        let log = &records(&it)[1];
+        let log = &records(&it, None)[1];
         assert_eq!(log["password"], crate::redact::REDACTED);
         assert_eq!(
             (
@@ -414,10 +428,13 @@ mod tests {
         ];
         for (event, kind) in cases {
             let it = item(json!({"event": event}));
-            assert_eq!(records(&it)[0]["event"]["type"], kind);
+            assert_eq!(records(&it, None)[0]["event"]["type"], kind);
         }
         let it = item(json!({}));
-        assert_eq!(records(&it)[0]["worker"], "unknown");
+        assert_eq!(records(&it, None)[0]["worker"], "unknown");
+        assert_eq!(records(&it, Some("db"))[0]["worker"], "db");
+        let named = item(json!({"scriptName": "auth"}));
+        assert_eq!(records(&named, Some("db"))[0]["worker"], "auth");
         assert!(parse_events("[{\"scriptName\":\"a\",\"unknownField\":1}]").is_ok());
         assert!(parse_events("{}").is_err());
     }
@@ -427,19 +444,19 @@ mod tests {
         let silent = item(
             json!({"scriptName": "api", "entrypoint": "RateLimiter", "outcome": "ok", "event": {"request": {"url": "https://x/check"}}}),
         );
-        assert!(records(&silent).is_empty());
+        assert!(records(&silent, None).is_empty());
         let failed =
             item(json!({"scriptName": "api", "entrypoint": "RateLimiter", "outcome": "exception"}));
-        assert_eq!(records(&failed).len(), 1);
+        assert_eq!(records(&failed, None).len(), 1);
         let plain = item(json!({"scriptName": "api", "outcome": "ok"}));
-        assert_eq!(records(&plain).len(), 1);
+        assert_eq!(records(&plain, None).len(), 1);
     }
 
     #[test]
     fn long_records_are_cut() {
         let big = "x".repeat(MAX_RECORD_BYTES * 2);
         let it = item(json!({"scriptName": "api", "logs": [{"message": [big]}]}));
-        let line = to_line(&records(&it)[1]);
+        let line = to_line(&records(&it, None)[1]);
         assert!(line.len() < 2 * TRUNCATED_TEXT);
         assert!(line.contains("\"truncated\":true"));
     }
