@@ -71,15 +71,18 @@ describe("log pipeline (tail worker → R2 → /api/logs)", () => {
       logsFaults: true,
       apiVars: { RATE_LIMITS, ENABLE_TEST_PANIC: "1" },
       tailVars: { LOG_BATCH_MAX_BYTES: String(MAX_BYTES), LOG_BATCH_MAX_AGE_MS: String(MAX_AGE_MS), LOG_SHARDS: "1" },
-      // Test-only reader of the tail worker's stats() RPC method.
+      // Test-only caller of the tail worker's stats() RPC method and its cron handler.
       extraWorkers: [{
         name: "logs-probe",
         modules: true,
         compatibilityDate: "2025-09-01",
         serviceBindings: { TAIL: "tail" },
         script: `export default { async fetch(req, env) {
-          const worker = new URL(req.url).searchParams.get("worker");
-          try { return Response.json(await env.TAIL.stats(worker)); }
+          const url = new URL(req.url);
+          try {
+            if (url.searchParams.has("scheduled")) return Response.json(await env.TAIL.scheduled({ cron: "17 3 * * *" }));
+            return Response.json(await env.TAIL.stats(url.searchParams.get("worker")));
+          }
           catch (e) { return Response.json({ error: String(e) }, { status: 500 }); } } };`,
       }],
     });
@@ -284,6 +287,20 @@ describe("log pipeline (tail worker → R2 → /api/logs)", () => {
     assert.ok(byUser.json.items.length >= 1 && byUser.json.items.every((r) => r.userId === user.userId));
     // Bounded: a page reads only the range's partitions.
     assert.ok(range.json.scanned.partitions <= 2, JSON.stringify(range.json.scanned));
+  });
+
+  test("retention deletes the day partitions older than LOG_RETENTION_DAYS, nothing newer", async () => {
+    const old = "logs/dt=2020-01-01/hr=00/api-01DXF6DT00AAAAAAAAAAAAAAAA.ndjson";
+    await bucket.put(old, '{"ts":1577836800000,"worker":"api","kind":"log"}\n');
+    const kept = (await objects()).map((o) => o.key).filter((k) => k !== old);
+    assert.ok(kept.length > 0);
+    const probe = await p.mf.getWorker("logs-probe");
+    const run = await probe.fetch("http://probe/?scheduled=1");
+    assert.equal(run.status, 200, await run.text());
+    const after = (await objects()).map((o) => o.key);
+    assert.ok(!after.includes(old), "the 2020 partition is gone");
+    for (const key of kept) assert.ok(after.includes(key), `${key} was kept`);
+    assert.ok(p.logs.some((l) => l.includes('"message":"log retention"') && l.includes('"deletedObjects":"1"')));
   });
 
   test("no credential used by the tests appears in any stored object", async () => {

@@ -85,7 +85,7 @@ pub fn day_start(prefix: &str) -> Option<u64> {
 
 /// Day prefixes (from a delimited listing of `logs/`) that are wholly older than the
 /// retention: every record in them is at least `retention_days` old at `now_ms`.
-pub fn expired_days<'a>(prefixes: &'a [String], now_ms: u64, retention_days: u32) -> Vec<&'a str> {
+pub fn expired_days(prefixes: &[String], now_ms: u64, retention_days: u32) -> Vec<&str> {
     let cutoff = now_ms.saturating_sub(u64::from(retention_days) * DAY_MS);
     prefixes
         .iter()
