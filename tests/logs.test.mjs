@@ -312,6 +312,12 @@ describe("log pipeline (tail worker → R2 → /api/logs)", () => {
     secrets.add(`${user.password}-wrong`);
     await api("/api/logs?limit=1", { headers: ADMIN });
     await api(`/api/db/notes?session=${user.cookie}`, { headers: { authorization: user.authorization } });
+    // In the path, which the api's request line (and db's call line) do record: only the
+    // tail's own redaction stands between these and the bucket (workerd redacts trace URLs
+    // and credential headers itself, not log lines).
+    for (const secret of [user.apiKey, user.token, user.cookie]) {
+      await api(`/api/db/notes/${secret}`, { headers: { authorization: user.authorization } });
+    }
     await sleep(500);
     for (const w of ["api", "auth", "db", "do"]) await idle(w);
     const all = await objects();
