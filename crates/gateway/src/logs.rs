@@ -62,7 +62,7 @@ pub fn partition_start(prefix: &str) -> Option<u64> {
     if hour > 23 || hour_text.len() != 2 {
         return None;
     }
-    let day = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    let day = parse_date(date)?;
     let ms = day.and_hms_opt(hour, 0, 0)?.and_utc().timestamp_millis();
     u64::try_from(ms).ok()
 }
@@ -79,8 +79,24 @@ pub fn day_start(prefix: &str) -> Option<u64> {
         .strip_prefix(PREFIX)?
         .strip_prefix("dt=")?
         .strip_suffix('/')?;
-    let day = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    let day = parse_date(date)?;
     u64::try_from(day.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis()).ok()
+}
+
+/// `YYYY-MM-DD` exactly (a hand-rolled split keeps chrono's format parser out of the wasm).
+fn parse_date(date: &str) -> Option<NaiveDate> {
+    let b = date.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let part = &date[r];
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())
+            .flatten()
+    };
+    NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)
 }
 
 /// Day prefixes (from a delimited listing of `logs/`) that are wholly older than the
