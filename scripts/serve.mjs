@@ -17,6 +17,7 @@ Try:
   curl -s -H 'Host: myapp.staging.do' ${base}/hello      # user worker, staging namespace
   curl -s -H 'Host: api.do' -H 'X-API-Key: dev-admin-key' ${base}/api/do/services
   curl -s -H 'Host: nobody-here.com' ${base}/            # waitlist page
+  curl -s -H 'Host: api.do' -H 'X-API-Key: dev-admin-key' "${base}/api/logs?requestId=…"   # a request's lines (2 s later)
 Ctrl-C stops everything.`);
 
 let stopping = false;
