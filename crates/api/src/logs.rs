@@ -77,9 +77,9 @@ pub async fn handle(
                 break 'partitions;
             }
             if list_calls == MAX_LIST_CALLS {
-                if let Some(last) = start_after.as_deref() {
-                    page.stop_after(last);
-                }
+                // Resume after the last object seen, or at this partition's start (every key
+                // in it sorts after the bare prefix).
+                page.stop_after(start_after.as_deref().unwrap_or(&partition));
                 break 'partitions;
             }
             list_calls += 1;

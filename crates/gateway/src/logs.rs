@@ -678,6 +678,18 @@ mod tests {
             T,
         );
         assert!(outside.is_err());
+        // A partition's bare prefix is a cursor too: "resume at this partition's start".
+        let start = Cursor::decode(
+            &Cursor {
+                key: "logs/dt=2026-12-01/hr=22/".into(),
+                skip: 0,
+            }
+            .encode(),
+        );
+        assert_eq!(
+            start.map(|c| c.partition().to_string()),
+            Some("logs/dt=2026-12-01/hr=22/".into())
+        );
         let foreign = URL_SAFE_NO_PAD.encode("0:secrets/x");
         assert_eq!(Cursor::decode(&foreign), None);
     }

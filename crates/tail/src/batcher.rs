@@ -179,6 +179,11 @@ impl LogBatcher {
         self.totals.set(Some(totals));
         self.shed_overflow()?;
 
+        // While writes fail, the retry alarm (with its back-off) stays as it is: moving it
+        // earlier on every append would turn an R2 outage into a retry storm.
+        if self.counter("consecutiveFailures")? > 0 {
+            return Response::empty().map(|r| r.with_status(204));
+        }
         let totals = self.totals()?;
         let at = match batch::due(&totals, now, &self.cfg) {
             Some(_) => Some(now),
