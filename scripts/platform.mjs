@@ -107,7 +107,7 @@ export default function (env) {
  * replaces assets/; `overrides.{worker}` shallow-merges into that worker's options.
  * `tailVars` adds or replaces the tail worker's vars (batch bounds); `logsFaults` puts the
  * fault injector in front of the tail worker's R2 bucket (see LOGS_FAULTS_SOURCE);
- * `logPipeline: false` leaves the producers without their tail consumer (benchmark variants).
+ * `logPipeline: false` runs no tail worker and gives the producers no tail consumer.
  */
 export function platformOptions({ port = 0, persistTo, userWorkersRoot, overrides = {}, extraWorkers = [], apiVars = {}, apiServices = {}, assetsDirectory, tailVars = {}, logsFaults = false, logPipeline = true } = {}) {
   const userWorkers = findUserWorkers(userWorkersRoot);
@@ -179,7 +179,7 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
     // The tail worker, once per producer: local workerd leaves a trace's scriptName null, so
     // each instance is told its producer's name (LOCAL_PRODUCER_NAME). They share one
     // LogBatcher namespace (the "tail" instance's) and one bucket, as one deployed tail does.
-    ...["api", "db", "auth", "do"].map((producer) =>
+    ...(logPipeline ? ["api", "db", "auth", "do"] : []).map((producer) =>
       merge(
         producer === "api" ? "tail" : `tail-${producer}`,
         rustWorker(producer === "api" ? "tail" : `tail-${producer}`, "crates/tail", {
@@ -190,7 +190,7 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
         }),
       ),
     ),
-    ...(logsFaults ? [{ name: "logs-faults-local", modules: true, script: LOGS_FAULTS_SOURCE, r2Buckets: { LOGS: LOGS_BUCKET } }] : []),
+    ...(logPipeline && logsFaults ? [{ name: "logs-faults-local", modules: true, script: LOGS_FAULTS_SOURCE, r2Buckets: { LOGS: LOGS_BUCKET } }] : []),
     {
       name: "analytics-engine-local",
       modules: true,

@@ -68,6 +68,7 @@ describe("log pipeline (tail worker → R2 → /api/logs)", () => {
 
   before(async () => {
     p = await platform({
+      logPipeline: true,
       logsFaults: true,
       apiVars: { RATE_LIMITS, ENABLE_TEST_PANIC: "1" },
       tailVars: { LOG_BATCH_MAX_BYTES: String(MAX_BYTES), LOG_BATCH_MAX_AGE_MS: String(MAX_AGE_MS), LOG_SHARDS: "1" },
