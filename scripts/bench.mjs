@@ -42,6 +42,9 @@ const options = platformOptions({
   // limiter in the path (one Durable Object round trip per request) without rejecting.
   apiVars: { RATE_LIMITS: JSON.stringify({ default: { limit: 10000, windowSecs: 1 } }) },
   extraWorkers: [...baselines, floor],
+  // No tail workers: locally they would share workerd's one thread with the producers; in
+  // production a tail consumer runs out of band and adds nothing to a request's latency.
+  logPipeline: false,
 });
 for (const w of options.workers) {
   if (w.name === "api" || w.name === "user-production-myapp") w.unsafeDirectSockets = DIRECT;
