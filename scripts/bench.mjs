@@ -45,6 +45,9 @@ const options = platformOptions({
   // 60 s per address and tenant), which scenario 7's many addresses stay under.
   apiVars: { RATE_LIMITS: JSON.stringify({ default: { limit: 10000, windowSecs: 1 }, roles: { admin: { limit: 1, windowSecs: 86400 } } }) },
   extraWorkers: [...baselines, floor],
+  // No tail workers: locally they would share workerd's one thread with the producers; in
+  // production a tail consumer runs out of band and adds nothing to a request's latency.
+  logPipeline: false,
 });
 for (const w of options.workers) {
   if (w.name === "api" || w.name === "user-production-myapp") w.unsafeDirectSockets = DIRECT;

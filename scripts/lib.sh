@@ -11,9 +11,9 @@ export PATH="$CARGO_BIN:$HOME/.cargo/bin:$ROOT/node_modules/.bin:$PATH"
 export WRANGLER_SEND_METRICS=false
 export CI="${CI:-}"
 
-WORKERS=(api db auth do)
+WORKERS=(api db auth do tail)
 # Cargo package of each worker crate (the service crates are suffixed to keep `do` legal).
-declare -A PACKAGE=([api]=api [db]=db-service [auth]=auth-service [do]=do-service [bench-floor]=bench-floor)
+declare -A PACKAGE=([api]=api [db]=db-service [auth]=auth-service [do]=do-service [tail]=tail-service [bench-floor]=bench-floor)
 
 say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 

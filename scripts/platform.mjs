@@ -77,12 +77,40 @@ export default function (env) {
 }
 `;
 
+/** The log pipeline's R2 bucket: written by the tail worker, read by the api's /api/logs. */
+export const LOGS_BUCKET = "platform-logs";
+/** While this object exists in the bucket, the fault injector fails every write (tests). */
+export const LOGS_FAULT_KEY = "_faults/fail-writes";
+
+// A fault injector for R2 (local tests only; R2 has no failure switch of its own): a wrapped
+// binding in front of the real local bucket that fails every put while LOGS_FAULT_KEY exists.
+// The class is named R2Bucket because workers-rs checks a binding's constructor name.
+const LOGS_FAULTS_SOURCE = `
+export default function (env) {
+  const inner = env.LOGS;
+  class R2Bucket {
+    async put(key, value, options) {
+      if (await inner.head(${JSON.stringify(LOGS_FAULT_KEY)})) throw new Error("injected R2 failure (local fault injection)");
+      return inner.put(key, value, options);
+    }
+    get(...args) { return inner.get(...args); }
+    head(...args) { return inner.head(...args); }
+    list(...args) { return inner.list(...args); }
+    delete(...args) { return inner.delete(...args); }
+  }
+  return new R2Bucket();
+}
+`;
+
 /**
  * Miniflare options for the whole platform. `apiVars` adds or replaces api vars (tests use it
  * for short TTLs and limits), `apiServices` adds service bindings to the api, `assetsDirectory`
  * replaces assets/; `overrides.{worker}` shallow-merges into that worker's options.
+ * `tailVars` adds or replaces the tail worker's vars (batch bounds); `logsFaults` puts the
+ * fault injector in front of the tail worker's R2 bucket (see LOGS_FAULTS_SOURCE);
+ * `logPipeline: false` runs no tail worker and gives the producers no tail consumer.
  */
-export function platformOptions({ port = 0, persistTo, userWorkersRoot, overrides = {}, extraWorkers = [], apiVars = {}, apiServices = {}, assetsDirectory } = {}) {
+export function platformOptions({ port = 0, persistTo, userWorkersRoot, overrides = {}, extraWorkers = [], apiVars = {}, apiServices = {}, assetsDirectory, tailVars = {}, logsFaults = false, logPipeline = true } = {}) {
   const userWorkers = findUserWorkers(userWorkersRoot);
   const dispatchers = Object.entries(NAMESPACES).map(([binding, namespace]) => ({
     name: `dispatch-${namespace}`,
@@ -101,6 +129,8 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
     compatibilityDate: COMPATIBILITY_DATE,
   }));
   const merge = (name, base) => ({ ...base, ...(overrides[name] ?? {}) });
+  // Every platform worker's trace events go to the tail worker (their tail_consumers).
+  const tails = (producer) => (logPipeline ? [producer === "api" ? "tail" : `tail-${producer}`] : []);
   const workers = [
     merge(
       "api",
@@ -116,6 +146,8 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
         durableObjects: { RATE_LIMITER: { className: "RateLimiter", useSQLite: true } },
         // As wrangler.jsonc's `ratelimits` (locally exact; approximate in production).
         ratelimits: { TENANT_RATE_LIMITER: { simple: { limit: 1000, period: 60 } } },
+        r2Buckets: { LOGS: LOGS_BUCKET },
+        tails: tails("api"),
         // Workers Analytics Engine has no local equivalent: a wrapped binding (as workers-rs's
         // own tests do) that prints each data point as one line, so tests can read them.
         wrappedBindings: {
@@ -138,16 +170,32 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
         },
       }),
     ),
-    merge("db", rustWorker("db", "crates/db", { d1Databases: { DB: "platform-db" } })),
+    merge("db", rustWorker("db", "crates/db", { d1Databases: { DB: "platform-db" }, tails: tails("db") })),
     merge(
       "auth",
       rustWorker("auth", "crates/auth", {
         d1Databases: { DB: "platform-auth" },
         kvNamespaces: { AUTH_CACHE: "auth-cache" },
         bindings: { TOKEN_KEYS: DEV_TOKEN_KEYS },
+        tails: tails("auth"),
       }),
     ),
-    merge("do", rustWorker("do", "crates/do", { serviceBindings: { DB_SERVICE: "db", AUTH_SERVICE: "auth" } })),
+    merge("do", rustWorker("do", "crates/do", { serviceBindings: { DB_SERVICE: "db", AUTH_SERVICE: "auth" }, tails: tails("do") })),
+    // The tail worker, once per producer: local workerd leaves a trace's scriptName null, so
+    // each instance is told its producer's name (LOCAL_PRODUCER_NAME). They share one
+    // LogBatcher namespace (the "tail" instance's) and one bucket, as one deployed tail does.
+    ...(logPipeline ? ["api", "db", "auth", "do"] : []).map((producer) =>
+      merge(
+        producer === "api" ? "tail" : `tail-${producer}`,
+        rustWorker(producer === "api" ? "tail" : `tail-${producer}`, "crates/tail", {
+          durableObjects: { LOG_BATCHER: { className: "LogBatcher", useSQLite: true, ...(producer === "api" ? {} : { scriptName: "tail" }) } },
+          ...(logsFaults ? { wrappedBindings: { LOGS: { scriptName: "logs-faults-local" } } } : { r2Buckets: { LOGS: LOGS_BUCKET } }),
+          // Locally a record waits at most 2 s (production: 60 s), in one buffer per worker.
+          bindings: { LOG_BATCH_MAX_AGE_MS: "2000", LOG_SHARDS: "1", LOG_RETENTION_DAYS: "30", ...tailVars, LOCAL_PRODUCER_NAME: producer },
+        }),
+      ),
+    ),
+    ...(logPipeline && logsFaults ? [{ name: "logs-faults-local", modules: true, script: LOGS_FAULTS_SOURCE, r2Buckets: { LOGS: LOGS_BUCKET } }] : []),
     {
       name: "analytics-engine-local",
       modules: true,
@@ -160,8 +208,8 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
     ...extraWorkers,
   ];
   const persist = persistTo
-    ? { defaultPersistRoot: persistTo, kvPersist: true, d1Persist: true, durableObjectsPersist: true, cachePersist: true }
-    : { kvPersist: false, d1Persist: false, durableObjectsPersist: false, cachePersist: false };
+    ? { defaultPersistRoot: persistTo, kvPersist: true, d1Persist: true, durableObjectsPersist: true, cachePersist: true, r2Persist: true }
+    : { kvPersist: false, d1Persist: false, durableObjectsPersist: false, cachePersist: false, r2Persist: false };
   return { host: "127.0.0.1", port, cf: false, ...persist, workers };
 }
 

@@ -18,6 +18,7 @@ Try:
   curl -si -X POST -H 'Host: myapp.do' ${base}/login     # its redirect and cookie, passed on (never followed)
   curl -s -H 'Host: api.do' -H 'X-API-Key: dev-admin-key' ${base}/api/do/services
   curl -s -H 'Host: nobody-here.com' ${base}/            # waitlist page
+  curl -s -H 'Host: api.do' -H 'X-API-Key: dev-admin-key' "${base}/api/logs?requestId=…"   # a request's lines (2 s later)
 Ctrl-C stops everything.`);
 
 let stopping = false;

@@ -3,10 +3,15 @@
 import http from "node:http";
 import { startPlatform } from "../scripts/platform.mjs";
 
-/** Starts the platform on a free port and collects every line workerd prints. */
+/**
+ * Starts the platform on a free port and collects every line workerd prints. The log pipeline
+ * (tail workers) is off unless a test asks for it (`logPipeline: true`, tests/logs.test.mjs):
+ * locally it shares workerd's one thread with the producers, which production never does, and
+ * the timing-sensitive tests should not pay for it.
+ */
 export async function platform(options = {}) {
   const logs = [];
-  const p = await startPlatform({ port: 0, onOutput: (line) => logs.push(line), ...options });
+  const p = await startPlatform({ port: 0, onOutput: (line) => logs.push(line), logPipeline: false, ...options });
   return { ...p, logs };
 }
 

@@ -14,6 +14,7 @@ mod identity;
 mod limiter;
 mod limiter_object;
 mod log;
+mod logs;
 mod metrics;
 mod pipeline;
 mod routing;

@@ -16,7 +16,8 @@ use crate::context::RequestCtx;
 use crate::error::{json_response, ApiError};
 use crate::upstream::{self, Dispatched};
 use crate::{
-    adapters, cors, deadline, describe, health, identity, limiter, log, metrics, routing, waitlist,
+    adapters, cors, deadline, describe, health, identity, limiter, log, logs, metrics, routing,
+    waitlist,
 };
 
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
@@ -264,6 +265,7 @@ async fn call(
                     let handled = adapters::do_::handle(req, env, rc, &path);
                     deadline::upstream("do", adapters::rpc::deadline_ms(env), handled).await?
                 }
+                (ServiceKind::Builtin, "logs") => logs::handle(req, env, rc, &path).await,
                 (ServiceKind::Builtin, _) => waitlist::handle_service(req, env, rc, &path).await,
                 _ => match binding {
                     Some(binding) => {

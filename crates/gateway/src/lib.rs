@@ -9,6 +9,7 @@ pub mod host;
 pub mod ids;
 pub mod jsonrpc;
 pub mod limitshard;
+pub mod logs;
 pub mod passthrough;
 pub mod problem;
 pub mod ratelimit;

@@ -172,6 +172,13 @@ pub static SERVICES: &[ServiceDef] = &[
         Builtin,
         "waitlist (also `/waitlist/*`)",
     ),
+    def(
+        "logs",
+        None,
+        Admin,
+        Builtin,
+        "request logs from the log pipeline in R2 (`/api/logs`)",
+    ),
 ];
 
 /// Subdomain aliases (`{alias}.apis.do`, `/api/{alias}/...`) and the name they stand for.
@@ -225,7 +232,8 @@ mod tests {
                 "stripe",
                 "github",
                 "mcp",
-                "waitlist"
+                "waitlist",
+                "logs"
             ]
         );
     }
@@ -259,6 +267,7 @@ mod tests {
             ("github", Some("GITHUB_SERVICE"), Authenticated, Forward),
             ("mcp", Some("MCP_SERVICE"), Anon, Forward),
             ("waitlist", None, Anon, Builtin),
+            ("logs", None, Admin, Builtin),
         ];
         for (name, binding, access, kind) in cases {
             let s = service(name);

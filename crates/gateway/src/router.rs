@@ -584,6 +584,7 @@ mod tests {
                 "/api/waitlist",
                 svc("waitlist", None, "/", Anon, Path),
             ),
+            ("api.do", "/api/logs", svc("logs", None, "/", Admin, Path)),
             ("api.do", "/api/nope/x", Route::NotFound),
             ("api.do", "/api/DB/x", Route::NotFound),
             ("api.do", "/api/functions/x", Route::NotFound),
