@@ -15,6 +15,7 @@ mod log;
 mod metrics;
 mod pipeline;
 mod routing;
+mod runtime_routes;
 mod timeout;
 mod upstream;
 mod waitlist;

@@ -14,7 +14,9 @@ use crate::config::{self, Config};
 use crate::context::RequestCtx;
 use crate::error::{json_response, ApiError};
 use crate::upstream::{self, Dispatched};
-use crate::{adapters, cors, health, identity, limiter, log, metrics, routing, waitlist};
+use crate::{
+    adapters, cors, health, identity, limiter, log, metrics, routing, runtime_routes, waitlist,
+};
 
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
     let config = config::load(&env);
@@ -214,6 +216,9 @@ async fn call(
                 (ServiceKind::Adapter, "db") => adapters::db::handle(req, env, rc, &path).await,
                 (ServiceKind::Adapter, "auth") => adapters::auth::handle(req, env, rc, &path).await,
                 (ServiceKind::Adapter, "do") => adapters::do_::handle(req, env, rc, &path).await,
+                (ServiceKind::Builtin, "routes") => {
+                    runtime_routes::handle(req, env, config, rc, &path).await
+                }
                 (ServiceKind::Builtin, _) => waitlist::handle_service(req, env, rc, &path).await,
                 _ => match binding {
                     Some(binding) => {

@@ -10,7 +10,7 @@ use gateway::routes::DomainRoutes;
 use serde::{Deserialize, Serialize};
 use worker::{Context, Env};
 
-use crate::log;
+use crate::{log, runtime_routes};
 
 const KV_BINDING: &str = "ROUTES_CACHE";
 const KV_KEY: &str = "domain-routes:v1";
@@ -87,7 +87,19 @@ async fn refresh(env: &Env, ttl_ms: f64) {
     });
 }
 
+/// The table routing uses: the file's, with the runtime entries merged over it.
 async fn load(env: &Env, ttl_ms: f64) -> Result<DomainRoutes, String> {
+    let file = load_file(env, ttl_ms).await?;
+    runtime_routes::merge_into(env, file).await
+}
+
+/// Makes this isolate's next request start a refresh (after a runtime route changed here).
+pub fn invalidate() {
+    CACHE.with(|c| c.borrow_mut().loaded_at_ms = 0.0);
+}
+
+/// The file's table alone (KV's shared copy while fresh, else ASSETS).
+pub async fn load_file(env: &Env, ttl_ms: f64) -> Result<DomainRoutes, String> {
     let kv = env.kv(KV_BINDING).ok();
     if let Some(kv) = &kv {
         if let Ok(Some(shared)) = kv.get(KV_KEY).json::<Shared>().await {

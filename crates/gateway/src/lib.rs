@@ -12,5 +12,6 @@ pub mod ratelimit;
 pub mod registry;
 pub mod router;
 pub mod routes;
+pub mod runtime_routes;
 pub mod token;
 pub mod waitlist;

@@ -172,6 +172,14 @@ pub static SERVICES: &[ServiceDef] = &[
         Builtin,
         "waitlist (also `/waitlist/*`)",
     ),
+    // Runtime domain routes and their audit (CONTRACT "Operating the platform").
+    def(
+        "routes",
+        None,
+        Admin,
+        Builtin,
+        "runtime domain routes and their audit",
+    ),
 ];
 
 /// Subdomain aliases (`{alias}.apis.do`, `/api/{alias}/...`) and the name they stand for.
@@ -225,7 +233,8 @@ mod tests {
                 "stripe",
                 "github",
                 "mcp",
-                "waitlist"
+                "waitlist",
+                "routes"
             ]
         );
     }
@@ -259,6 +268,7 @@ mod tests {
             ("github", Some("GITHUB_SERVICE"), Authenticated, Forward),
             ("mcp", Some("MCP_SERVICE"), Anon, Forward),
             ("waitlist", None, Anon, Builtin),
+            ("routes", None, Admin, Builtin),
         ];
         for (name, binding, access, kind) in cases {
             let s = service(name);
