@@ -40,14 +40,15 @@ const AUDIT_PUT: &str = "INSERT INTO runtime_routes_audit \
      (at, actor, action, domain, before, after, request_id) \
      SELECT ?1, ?2, 'put', ?3, (SELECT entry FROM runtime_routes WHERE domain = ?3), ?4, ?5 \
      RETURNING before";
+/// (D1 wants exactly the parameters a statement uses, so each statement binds its own.)
 const UPSERT: &str = "INSERT INTO runtime_routes (domain, entry, updated_at, updated_by) \
-     VALUES (?3, ?4, ?1, ?2) ON CONFLICT (domain) DO UPDATE SET entry = excluded.entry, \
+     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (domain) DO UPDATE SET entry = excluded.entry, \
      updated_at = excluded.updated_at, updated_by = excluded.updated_by";
 const AUDIT_DELETE: &str = "INSERT INTO runtime_routes_audit \
      (at, actor, action, domain, before, after, request_id) \
      SELECT ?1, ?2, 'delete', domain, entry, NULL, ?4 FROM runtime_routes WHERE domain = ?3 \
      RETURNING id";
-const DELETE: &str = "DELETE FROM runtime_routes WHERE domain = ?3";
+const DELETE: &str = "DELETE FROM runtime_routes WHERE domain = ?1";
 const SELECT_AUDIT: &str = "SELECT id, at, actor, action, domain, before, after, \
      request_id AS requestId FROM runtime_routes_audit \
      WHERE (?1 IS NULL OR domain = ?1) AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3";
@@ -223,10 +224,16 @@ async fn file_table(env: &Env, config: &Config) -> Result<DomainRoutes, ApiError
 }
 
 async fn runtime_entries(env: &Env) -> Result<Vec<RuntimeEntry>, ApiError> {
-    read_all(env).await.map_err(|e| {
-        log::event("error", "runtime routes unreadable", &[("error", &e)]);
-        ApiError::ServiceUnavailable("the runtime routes database is unavailable".into())
-    })
+    read_all(env)
+        .await
+        .map_err(|e| unavailable("runtime routes unreadable", e))
+}
+
+/// A D1 failure: logged with its detail, answered 503 without it. (The entries are validated
+/// before they are written, so a failing statement is the database, not the input.)
+fn unavailable(what: &str, error: impl std::fmt::Display) -> ApiError {
+    log::event("error", what, &[("error", &error.to_string())]);
+    ApiError::ServiceUnavailable("the runtime routes database is unavailable".into())
 }
 
 async fn list(req: &Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
@@ -285,10 +292,15 @@ async fn put(
     let results = db
         .batch(vec![
             db.prepare(AUDIT_PUT).bind(&args)?,
-            db.prepare(UPSERT).bind(&args)?,
+            db.prepare(UPSERT).bind(&[
+                args[2].clone(),
+                args[3].clone(),
+                args[0].clone(),
+                args[1].clone(),
+            ])?,
         ])
         .await
-        .map_err(|e| ApiError::Internal(format!("runtime route write failed: {e}")))?;
+        .map_err(|e| unavailable("runtime route write failed", e))?;
     let replaced = results
         .first()
         .and_then(|r| r.results::<BeforeRow>().ok())
@@ -335,10 +347,10 @@ async fn delete(
     let results = db
         .batch(vec![
             db.prepare(AUDIT_DELETE).bind(&args)?,
-            db.prepare(DELETE).bind(&args)?,
+            db.prepare(DELETE).bind(&[args[2].clone()])?,
         ])
         .await
-        .map_err(|e| ApiError::Internal(format!("runtime route delete failed: {e}")))?;
+        .map_err(|e| unavailable("runtime route delete failed", e))?;
     let deleted = results
         .first()
         .and_then(|r| r.results::<serde_json::Value>().ok())
@@ -382,7 +394,7 @@ async fn audit(req: &Request, env: &Env) -> Result<Response, ApiError> {
         .all()
         .await
         .and_then(|r| r.results())
-        .map_err(|e| ApiError::Internal(format!("runtime routes audit failed: {e}")))?;
+        .map_err(|e| unavailable("runtime routes audit failed", e))?;
     let next_cursor = (rows.len() == query.limit)
         .then(|| rows.last().map(|r| r.id.to_string()))
         .flatten();
