@@ -458,7 +458,12 @@ impl Store {
                 .id
                 .as_deref()
                 .ok_or_else(|| Failure::Internal("list returned no id".into()))?;
-            items.push(as_document(render(id, &row.data()?, &row.meta())));
+            let mut item = as_document(render(id, &row.data()?, &row.meta()));
+            // Across owners the same id can appear once per owner: say whose each one is.
+            if let (true, Some(owner)) = (caller.admin, &row.owner) {
+                item.insert("_owner".into(), Value::String(owner.clone()));
+            }
+            items.push(item);
         }
         let next_cursor = match rows.last() {
             Some(last) if more => {
