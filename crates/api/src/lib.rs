@@ -4,6 +4,7 @@
 mod adapters;
 mod body;
 mod config;
+mod console;
 mod context;
 mod cors;
 mod error;

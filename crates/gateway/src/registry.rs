@@ -180,6 +180,15 @@ pub static SERVICES: &[ServiceDef] = &[
         Builtin,
         "runtime domain routes and their audit",
     ),
+    // The operators' console's static files (also `/console/*`); its data comes from the
+    // admin APIs above, never from an endpoint of its own.
+    def(
+        "console",
+        None,
+        Anon,
+        Builtin,
+        "the operators' web console (also `/console/*`)",
+    ),
 ];
 
 /// Subdomain aliases (`{alias}.apis.do`, `/api/{alias}/...`) and the name they stand for.
@@ -234,7 +243,8 @@ mod tests {
                 "github",
                 "mcp",
                 "waitlist",
-                "routes"
+                "routes",
+                "console"
             ]
         );
     }
@@ -269,6 +279,7 @@ mod tests {
             ("mcp", Some("MCP_SERVICE"), Anon, Forward),
             ("waitlist", None, Anon, Builtin),
             ("routes", None, Admin, Builtin),
+            ("console", None, Anon, Builtin),
         ];
         for (name, binding, access, kind) in cases {
             let s = service(name);
