@@ -113,6 +113,11 @@ describe("the console in a real browser", { skip: found ? false : `${CHROMIUM} n
     await page.getByRole("heading", { name: "Overview" }).waitFor();
     await page.locator("#health-rows tr").first().waitFor();
     assert.match(await page.locator("#health-rows").innerText(), /db/);
+    // The last hour's charts, from the Analytics Engine stand-in: inline SVG, labelled.
+    await page.locator("#chart-latency svg").waitFor();
+    assert.equal(await page.locator("svg.chart").count(), 3);
+    assert.match(await page.locator("#chart-requests svg").getAttribute("aria-label"), /Requests per minute over the last hour: \d+ in all/);
+    assert.match(await page.locator("#metrics-source").innerText(), /requests, \d+ errors in the last hour \(source: local-stand-in\)/);
     await shot(page, "overview-light");
 
     // Routes: a broken entry shows its problems inline; a good one is added.

@@ -97,7 +97,10 @@ async function navigate() {
   const page = PAGES.includes(location.hash.slice(1)) ? location.hash.slice(1) : "overview";
   show(page);
   clearInterval(healthTimer);
-  if (page === "overview") { await loadHealth(); healthTimer = setInterval(loadHealth, 10_000); }
+  if (page === "overview") {
+    await Promise.all([loadHealth(), loadMetrics()]);
+    healthTimer = setInterval(() => { loadHealth(); loadMetrics(); }, 10_000);
+  }
   if (page === "routes") { await loadRoutes(true); await loadAudit(); }
   if (page === "users") await loadKeys();
   if (page === "waitlist") await loadWaitlist();
@@ -116,6 +119,57 @@ async function loadHealth() {
     rows.append(row([name, el("span", ok ? "healthy" : "unhealthy", { class: ok ? "ok" : "down" }), s && (s.error || (s.latencyMs != null ? `${s.latencyMs} ms` : ""))]));
   }
   if (!rows.children.length) rows.append(row([`health answered ${res.status}`, "", ""]));
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+function svgEl(tag, attrs) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  return node;
+}
+
+/** An inline SVG line chart of `series` ([{label, cls, values}]) over `minutes` slots. */
+function chart(container, minutes, series, format, label) {
+  const W = 320, H = 120, P = 24;
+  const max = Math.max(1e-9, ...series.flatMap((s) => s.values));
+  const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": label, class: "chart" });
+  svg.append(svgEl("line", { x1: P, y1: H - P, x2: W - 4, y2: H - P, class: "axis" }));
+  const top = svgEl("text", { x: 2, y: 12, class: "tick" });
+  top.textContent = format(max);
+  svg.append(top);
+  const x = (i) => P + (i * (W - P - 8)) / Math.max(1, minutes - 1);
+  const y = (v) => H - P - (v / max) * (H - P - 16);
+  for (const s of series) {
+    const points = s.values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
+    svg.append(svgEl("polyline", { points, class: `series ${s.cls}` }));
+  }
+  const legend = svgEl("text", { x: P, y: H - 6, class: "tick" });
+  legend.textContent = series.length > 1 ? series.map((s) => s.label).join(" · ") : `${minutes} min`;
+  svg.append(legend);
+  container.replaceChildren(svg);
+}
+
+async function loadMetrics() {
+  const res = await api("GET", "/api/metrics?window=60");
+  if (!res.ok) { $("metrics-source").textContent = `Metrics unavailable (${(res.data && res.data.detail) || res.status}).`; return; }
+  const slots = 60;
+  const now = Date.now();
+  const index = new Map(res.data.minutes.map((m) => [m.minute, m]));
+  const pad = (n) => String(n).padStart(2, "0");
+  const keyOf = (t) => { const d = new Date(t - (t % 60000)); return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:00`; };
+  const rows = [];
+  for (let i = slots - 1; i >= 0; i--) rows.push(index.get(keyOf(now - i * 60000)) || { requests: 0, errorRate: 0, p50Ms: 0, p99Ms: 0 });
+  const total = rows.reduce((a, r) => a + r.requests, 0);
+  const errors = rows.reduce((a, r) => a + r.requests * r.errorRate, 0);
+  $("metrics-source").textContent = `${total} requests, ${Math.round(errors)} errors in the last hour (source: ${res.data.source}).`;
+  chart($("chart-requests"), slots, [{ label: "requests", cls: "s1", values: rows.map((r) => r.requests) }], (v) => `${Math.round(v)}/min`,
+    `Requests per minute over the last hour: ${total} in all, at most ${Math.max(...rows.map((r) => r.requests))} in a minute`);
+  chart($("chart-errors"), slots, [{ label: "error rate", cls: "s2", values: rows.map((r) => r.errorRate * 100) }], (v) => `${v.toFixed(1)} %`,
+    `Error rate over the last hour: ${total ? ((errors / total) * 100).toFixed(1) : 0} % of requests`);
+  chart($("chart-latency"), slots, [
+    { label: "p50", cls: "s1", values: rows.map((r) => r.p50Ms) },
+    { label: "p99", cls: "s3", values: rows.map((r) => r.p99Ms) },
+  ], (v) => `${Math.round(v)} ms`, `Latency over the last hour: p99 at most ${Math.max(...rows.map((r) => r.p99Ms))} ms`);
 }
 
 // ------------------------------------------------------------------------------------------

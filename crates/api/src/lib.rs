@@ -14,6 +14,7 @@ mod limiter;
 mod limiter_object;
 mod log;
 mod metrics;
+mod metrics_api;
 mod pipeline;
 mod routing;
 mod runtime_routes;

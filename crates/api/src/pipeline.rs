@@ -15,8 +15,8 @@ use crate::context::RequestCtx;
 use crate::error::{json_response, ApiError};
 use crate::upstream::{self, Dispatched};
 use crate::{
-    adapters, console, cors, health, identity, limiter, log, metrics, routing, runtime_routes,
-    waitlist,
+    adapters, console, cors, health, identity, limiter, log, metrics, metrics_api, routing,
+    runtime_routes, waitlist,
 };
 
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
@@ -217,6 +217,7 @@ async fn call(
                 (ServiceKind::Adapter, "db") => adapters::db::handle(req, env, rc, &path).await,
                 (ServiceKind::Adapter, "auth") => adapters::auth::handle(req, env, rc, &path).await,
                 (ServiceKind::Adapter, "do") => adapters::do_::handle(req, env, rc, &path).await,
+                (ServiceKind::Builtin, "metrics") => metrics_api::handle(req, env, rc, &path).await,
                 (ServiceKind::Builtin, "console") => console::serve(req, env, rc, &path).await,
                 (ServiceKind::Builtin, "routes") => {
                     runtime_routes::handle(req, env, config, rc, &path).await

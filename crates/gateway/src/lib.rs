@@ -7,6 +7,7 @@ pub mod host;
 pub mod ids;
 pub mod jsonrpc;
 pub mod limitshard;
+pub mod metrics;
 pub mod problem;
 pub mod ratelimit;
 pub mod registry;

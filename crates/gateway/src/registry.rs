@@ -180,6 +180,14 @@ pub static SERVICES: &[ServiceDef] = &[
         Builtin,
         "runtime domain routes and their audit",
     ),
+    // The console's Overview numbers, from Analytics Engine.
+    def(
+        "metrics",
+        None,
+        Admin,
+        Builtin,
+        "request metrics from Analytics Engine",
+    ),
     // The operators' console's static files (also `/console/*`); its data comes from the
     // admin APIs above, never from an endpoint of its own.
     def(
@@ -244,6 +252,7 @@ mod tests {
                 "mcp",
                 "waitlist",
                 "routes",
+                "metrics",
                 "console"
             ]
         );
@@ -279,6 +288,7 @@ mod tests {
             ("mcp", Some("MCP_SERVICE"), Anon, Forward),
             ("waitlist", None, Anon, Builtin),
             ("routes", None, Admin, Builtin),
+            ("metrics", None, Admin, Builtin),
             ("console", None, Anon, Builtin),
         ];
         for (name, binding, access, kind) in cases {
