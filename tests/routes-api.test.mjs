@@ -19,8 +19,8 @@ describe("the routes API", () => {
   const api = (method, path, body, headers = json()) =>
     request(p.url, "api.do", `/api/routes${path}`, { method, headers, body });
   // The second isolate, asked for `host` + `path` the way a client would.
-  const viaB = async (host, path = "/") => {
-    const res = await apiB.fetch("http://front-b/", { headers: { ...ADMIN, "x-target-url": `http://${host}${path}` } });
+  const viaB = async (host, path = "/", which = "b") => {
+    const res = await apiB.fetch("http://front-b/", { headers: { ...ADMIN, "x-target-url": `http://${host}${path}`, "x-target-api": which } });
     const text = await res.text();
     let body;
     try { body = JSON.parse(text); } catch { body = undefined; }
@@ -40,16 +40,19 @@ describe("the routes API", () => {
     const apiVars = { ROUTES_TTL_MS: String(TTL_MS) };
     const [apiWorker] = platformOptions({ apiVars }).workers;
     const front = {
-      name: "front-b", modules: true, compatibilityDate: "2025-09-01", serviceBindings: { API_B: "api-b" },
+      name: "front-b", modules: true, compatibilityDate: "2025-09-01", serviceBindings: { API_B: "api-b", API_C: "api-c" },
       script: `export default { fetch(request, env) {
         const target = new URL(request.headers.get("x-target-url"));
+        const api = request.headers.get("x-target-api") === "c" ? env.API_C : env.API_B;
         const headers = new Headers(request.headers);
         headers.delete("x-target-url");
+        headers.delete("x-target-api");
         headers.set("host", target.host);
-        return env.API_B.fetch(new Request(target, { method: request.method, headers }));
+        return api.fetch(new Request(target, { method: request.method, headers }));
       } }`,
     };
-    p = await platform({ apiVars, extraWorkers: [{ ...apiWorker, name: "api-b" }, front] });
+    // api-c gets no request before D1 fails: a cold isolate in an outage.
+    p = await platform({ apiVars, extraWorkers: [{ ...apiWorker, name: "api-b" }, { ...apiWorker, name: "api-c" }, front] });
     apiB = await p.mf.getWorker("front-b");
     const email = `routes-user-${Date.now()}@example.com`;
     const password = "correct horse battery";
@@ -229,6 +232,10 @@ describe("the routes API", () => {
       await sleep(TTL_MS / 2);
     }
     assert.ok(p.logs.some((l) => l.includes("runtime routes unreadable; keeping the entries last read")), "the failure is logged");
+    // An isolate that never read D1 routes from the KV snapshot of the last change.
+    assert.equal((await viaB("kept.example.org", "/", "c")).json?.namespace, "staging");
+    assert.equal((await viaB("shop.example.com", "/", "c")).json?.namespace, "production", "the file's entries too");
+    assert.ok(p.logs.some((l) => l.includes("using the snapshot of the last change")));
     const listing = await api("GET", "");
     assert.equal(listing.status, 503, "the admin listing says so rather than show a partial table");
     assert.equal(listing.headers["content-type"], "application/problem+json");

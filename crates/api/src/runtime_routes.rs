@@ -12,7 +12,7 @@ use gateway::runtime_routes::{
     self as pure, parse_admin_path, parse_audit_query, parse_list_query, AdminPath, AuditRow,
     RuntimeEntry, MAX_ENTRY_BYTES,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, Env, Method, Request, Response};
@@ -31,6 +31,9 @@ const VERSION_KEY: &str = "domain-routes:runtime-version";
 /// However the stamp looks, D1 is re-read this often: a lost or slow-to-propagate KV write
 /// (KV is eventually consistent across locations) delays a change by at most this much.
 const RECHECK_MS: f64 = 60_000.0;
+/// Every row as of the last change (written after each commit): what an isolate that has never
+/// read D1 falls back to while D1 is down, instead of failing its load.
+const SNAPSHOT_KEY: &str = "domain-routes:runtime-snapshot";
 
 const SELECT_ALL: &str = "SELECT domain, entry, updated_at AS updatedAt, \
      updated_by AS updatedBy FROM runtime_routes ORDER BY domain";
@@ -53,7 +56,7 @@ const SELECT_AUDIT: &str = "SELECT id, at, actor, action, domain, before, after,
      request_id AS requestId FROM runtime_routes_audit \
      WHERE (?1 IS NULL OR domain = ?1) AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct StoredRow {
     domain: String,
     entry: String,
@@ -83,10 +86,10 @@ thread_local! {
 // The merge, on every routing refresh
 
 /// The file's table with the runtime entries over it. D1 is read only when the version stamp
-/// moved (or `RECHECK_MS` passed); when D1 fails, the entries last read stay in force, and an
-/// isolate that never read them fails the load (routing then keeps its last good table, or
-/// answers 503 for domain-routed hosts when it has none: never a table missing its runtime
-/// entries, which could revive a route an admin disabled).
+/// moved (or `RECHECK_MS` passed); when D1 fails, the entries last read stay in force, an
+/// isolate that never read them takes the KV snapshot of the last change, and one without
+/// even that fails the load (routing then answers 503 for domain-routed hosts: never a table
+/// missing its runtime entries, which could revive a route an admin disabled).
 pub async fn merge_into(env: &Env, file: DomainRoutes) -> Result<DomainRoutes, String> {
     let stamp = read_stamp(env).await;
     let now = js_sys::Date::now();
@@ -122,7 +125,26 @@ pub async fn merge_into(env: &Env, file: DomainRoutes) -> Result<DomainRoutes, S
                     );
                     entries
                 }
-                None => return Err(format!("runtime routes unreadable: {e}")),
+                None => match read_snapshot(env).await {
+                    Some(entries) => {
+                        log::event(
+                            "error",
+                            "runtime routes unreadable; using the snapshot of the last change",
+                            &[("error", &e)],
+                        );
+                        let entries = Rc::new(entries);
+                        // Kept as the entries last read, but due for a D1 read next refresh.
+                        LOADED.with(|l| {
+                            *l.borrow_mut() = Some(Loaded {
+                                version: None,
+                                entries: entries.clone(),
+                                read_at_ms: 0.0,
+                            })
+                        });
+                        entries
+                    }
+                    None => return Err(format!("runtime routes unreadable: {e}")),
+                },
             },
         },
     };
@@ -152,14 +174,26 @@ async fn write_stamp(env: &Env, version: &str) {
     }
 }
 
-async fn read_all(env: &Env) -> Result<Vec<RuntimeEntry>, String> {
+async fn read_rows(env: &Env) -> Result<Vec<StoredRow>, String> {
     let db = env.d1(DB_BINDING).map_err(|e| e.to_string())?;
-    let rows: Vec<StoredRow> = db
-        .prepare(SELECT_ALL)
+    db.prepare(SELECT_ALL)
         .all()
         .await
         .and_then(|r| r.results())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
+
+async fn read_all(env: &Env) -> Result<Vec<RuntimeEntry>, String> {
+    Ok(compile_rows(read_rows(env).await?))
+}
+
+async fn read_snapshot(env: &Env) -> Option<Vec<RuntimeEntry>> {
+    let kv = env.kv(KV_BINDING).ok()?;
+    let rows = kv.get(SNAPSHOT_KEY).json::<Vec<StoredRow>>().await.ok()??;
+    Some(compile_rows(rows))
+}
+
+fn compile_rows(rows: Vec<StoredRow>) -> Vec<RuntimeEntry> {
     let mut entries = Vec::with_capacity(rows.len());
     for row in rows {
         match pure::from_stored(&row.domain, &row.entry, &row.updated_at, &row.updated_by) {
@@ -171,7 +205,7 @@ async fn read_all(env: &Env) -> Result<Vec<RuntimeEntry>, String> {
             ),
         }
     }
-    Ok(entries)
+    entries
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -374,6 +408,31 @@ async fn delete(
 
 /// After a committed change: a new stamp for every isolate, and this one refreshes at once.
 async fn changed(env: &Env) {
+    // The snapshot first, so an isolate that sees the new stamp and then fails to read D1
+    // finds rows at least as new.
+    match read_rows(env).await {
+        Ok(rows) => {
+            let written = match env.kv(KV_BINDING) {
+                Ok(kv) => match kv.put(SNAPSHOT_KEY, &rows) {
+                    Ok(put) => put.execute().await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                },
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = written {
+                log::event(
+                    "warn",
+                    "runtime routes: snapshot not written",
+                    &[("error", &e)],
+                );
+            }
+        }
+        Err(e) => log::event(
+            "warn",
+            "runtime routes: snapshot not read",
+            &[("error", &e)],
+        ),
+    }
     write_stamp(env, &ulid::Ulid::new().to_string()).await;
     routing::invalidate();
 }
