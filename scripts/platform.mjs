@@ -199,9 +199,7 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
     {
       name: "analytics-engine-local",
       modules: true,
-      script: `export default function () {
-        return { writeDataPoint(point) { console.log("analytics-engine " + JSON.stringify(point ?? {})); } };
-      }`,
+      script: ANALYTICS_STAND_IN,
     },
     ...dispatchers.map(({ binding, ...worker }) => worker),
     ...users,
@@ -212,6 +210,49 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
     : { kvPersist: false, d1Persist: false, durableObjectsPersist: false, cachePersist: false, r2Persist: false };
   return { host: "127.0.0.1", port, cf: false, ...persist, workers };
 }
+
+/**
+ * The local stand-in for Workers Analytics Engine (the binding has no local equivalent): it
+ * prints each data point as one line (tests read them) and keeps the points, in memory, for a
+ * day (at most 100 000), to answer the console's one query, `gateway::metrics::overview_sql`,
+ * through `localQuery(sql)` in the SQL API's JSON shape. It is not a SQL engine (any other
+ * query is refused), does not sample, and forgets everything on restart.
+ */
+const ANALYTICS_STAND_IN = `
+const points = (globalThis.__analyticsPoints ??= []);
+const DAY_MS = 86400000, CAP = 100000;
+const pad = (n) => String(n).padStart(2, "0");
+const minuteOf = (t) => { const d = new Date(t - (t % 60000)); return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " + pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + ":00"; };
+const rank = (sorted, q) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] : 0;
+export default function () {
+  return {
+    writeDataPoint(point) {
+      console.log("analytics-engine " + JSON.stringify(point ?? {}));
+      points.push({ t: Date.now(), doubles: (point && point.doubles) || [] });
+      while (points.length > CAP || (points.length && points[0].t < Date.now() - DAY_MS)) points.shift();
+    },
+    localQuery(sql) {
+      const window = /INTERVAL '(\\d+)' MINUTE GROUP BY minute/.exec(sql);
+      if (!window || !/AS p99/.test(sql)) throw new Error("the local analytics stand-in answers only the console's overview query");
+      const since = Date.now() - Number(window[1]) * 60000;
+      const byMinute = new Map();
+      for (const p of points) {
+        if (p.t <= since) continue;
+        const m = minuteOf(p.t);
+        const bucket = byMinute.get(m) ?? { requests: 0, errors: 0, durations: [] };
+        bucket.requests += 1;
+        if ((p.doubles[0] ?? 0) >= 500) bucket.errors += 1;
+        bucket.durations.push(p.doubles[1] ?? 0);
+        byMinute.set(m, bucket);
+      }
+      const data = [...byMinute.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([minute, b]) => {
+        const sorted = b.durations.sort((x, y) => x - y);
+        return { minute, requests: String(b.requests), errors: String(b.errors), p50: rank(sorted, 0.5), p99: rank(sorted, 0.99) };
+      });
+      return JSON.stringify({ meta: [], data, rows: data.length });
+    },
+  };
+}`;
 
 /** Applies each database's migrations folder in order, recording them the way wrangler does. */
 export const MIGRATIONS = [

@@ -116,6 +116,7 @@ impl RequestCtx {
             traceparent: self.trace.to_header(),
             user_id: self.identity.as_ref().map(|i| i.user_id.clone()),
             role: self.identity.as_ref().map(|i| i.role.as_str().to_string()),
+            owner: None,
         }
     }
 

@@ -4,6 +4,7 @@
 mod adapters;
 mod body;
 mod config;
+mod console;
 mod context;
 mod cors;
 mod deadline;
@@ -16,8 +17,10 @@ mod limiter_object;
 mod log;
 mod logs;
 mod metrics;
+mod metrics_api;
 mod pipeline;
 mod routing;
+mod runtime_routes;
 mod upstream;
 mod waitlist;
 

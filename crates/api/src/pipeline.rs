@@ -16,8 +16,8 @@ use crate::context::RequestCtx;
 use crate::error::{json_response, ApiError};
 use crate::upstream::{self, Dispatched};
 use crate::{
-    adapters, cors, deadline, describe, health, identity, limiter, log, logs, metrics, routing,
-    waitlist,
+    adapters, console, cors, deadline, describe, health, identity, limiter, log, logs, metrics,
+    metrics_api, routing, runtime_routes, waitlist,
 };
 
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
@@ -266,6 +266,11 @@ async fn call(
                     deadline::upstream("do", adapters::rpc::deadline_ms(env), handled).await?
                 }
                 (ServiceKind::Builtin, "logs") => logs::handle(req, env, rc, &path).await,
+                (ServiceKind::Builtin, "metrics") => metrics_api::handle(req, env, rc, &path).await,
+                (ServiceKind::Builtin, "console") => console::serve(req, env, rc, &path).await,
+                (ServiceKind::Builtin, "routes") => {
+                    runtime_routes::handle(req, env, config, rc, &path).await
+                }
                 (ServiceKind::Builtin, _) => waitlist::handle_service(req, env, rc, &path).await,
                 _ => match binding {
                     Some(binding) => {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use worker::{Context, Env};
 
 use crate::adapters::rpc::within;
-use crate::{config, log};
+use crate::{config, log, runtime_routes};
 
 const KV_BINDING: &str = "ROUTES_CACHE";
 const KV_KEY: &str = "domain-routes:v1";
@@ -111,7 +111,20 @@ async fn refresh(env: &Env, ttl_ms: f64, deadline: f64, claim: Option<Claim>) {
     });
 }
 
+/// The table routing uses: the file's, with the runtime entries merged over it.
 async fn load(env: &Env, ttl_ms: f64, cold: bool) -> Result<DomainRoutes, String> {
+    let file = load_file(env, ttl_ms, cold).await?;
+    runtime_routes::merge_into(env, file).await
+}
+
+/// Makes this isolate's next request start a refresh (after a runtime route changed here).
+pub fn invalidate() {
+    CACHE.with(|c| c.borrow_mut().clock.expire());
+}
+
+/// The file's table alone (KV's shared copy while fresh, else ASSETS; on a cold isolate with a
+/// broken file, KV's last good copy whatever its age).
+pub async fn load_file(env: &Env, ttl_ms: f64, cold: bool) -> Result<DomainRoutes, String> {
     let kv = env.kv(KV_BINDING).ok();
     let mut shared: Option<Shared> = None;
     if let Some(kv) = &kv {

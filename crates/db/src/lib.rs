@@ -8,7 +8,9 @@
 
 mod store;
 
-use gateway::documents::{self, parse_body, validate_collection, validate_id, DocError};
+use gateway::documents::{
+    self, address_as, parse_body, validate_collection, validate_id, DocError,
+};
 use gateway::ids::TraceParent;
 use rpc::db::{
     js_to_json, js_to_json_text, json_to_js, DbError, PutMode, PutOpts, Reply, WriteOpts,
@@ -229,6 +231,9 @@ struct IncomingCtx {
     user_id: Option<String>,
     #[serde(default)]
     role: Option<String>,
+    /// An admin's named owner (see `gateway::documents::address_as`).
+    #[serde(default)]
+    owner: Option<String>,
 }
 
 struct Call {
@@ -269,10 +274,9 @@ impl Call {
         if user_id.len() > MAX_USER_ID_LEN {
             return Err(bad(format!("ctx.userId is longer than {MAX_USER_ID_LEN} bytes")).into());
         }
-        Ok(Caller {
-            user_id: user_id.to_string(),
-            admin: ctx.role.as_deref() == Some("admin"),
-        })
+        let admin = ctx.role.as_deref() == Some("admin");
+        let (user_id, admin) = address_as(user_id, admin, ctx.owner.as_deref())?;
+        Ok(Caller { user_id, admin })
     }
 
     /// Logs the call and turns its outcome into the reply (or a throw for internal failures).

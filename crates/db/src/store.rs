@@ -486,7 +486,12 @@ impl Store {
                 .map_err(|e| {
                     Failure::Internal(format!("a stored document is not a JSON object: {e}"))
                 })?;
-            items.push(as_document(render(&row.id, &data, &meta)));
+            let mut item = as_document(render(&row.id, &data, &meta));
+            // Across owners the same id can appear once per owner: say whose each one is.
+            if let (true, Some(owner)) = (caller.admin, &row.owner) {
+                item.insert("_owner".into(), Value::String(owner.clone()));
+            }
+            items.push(item);
             last = Some((row.id, row.owner));
         }
         let next_cursor = match last {

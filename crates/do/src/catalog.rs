@@ -51,7 +51,8 @@ mod tests {
         let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names.first(), Some(&"db"));
         assert!(!names.contains(&"waitlist"));
-        assert_eq!(names.len(), registry::SERVICES.len() - 1);
+        let builtins = registry::SERVICES.iter().filter(|s| s.binding.is_none());
+        assert_eq!(names.len(), registry::SERVICES.len() - builtins.count());
         let available: Vec<&str> = all
             .iter()
             .filter(|s| s.available)

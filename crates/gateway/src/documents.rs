@@ -572,9 +572,43 @@ pub fn admin_target(admin: &str, owners: &[&str]) -> Result<Option<usize>, DocEr
         [first, ..] if *first == admin => Ok(Some(0)),
         [_] => Ok(Some(0)),
         _ => Err(DocError::Conflict(
-            "several users hold a document with this id; an admin can only address it when one does"
-                .into(),
+            "several users hold a document with this id; name one with ?owner={userId}".into(),
         )),
+    }
+}
+
+/// Who a call acts as: the caller, or, when an admin names `owner` (`?owner=` over HTTP,
+/// `ctx.owner` over RPC), that owner, with that owner's reach only, so every method addresses
+/// exactly the copy of an id that owner holds (and a write creates it as theirs).
+/// Returns (user id, admin).
+pub fn address_as(
+    user_id: &str,
+    admin: bool,
+    owner: Option<&str>,
+) -> Result<(String, bool), DocError> {
+    match owner {
+        None => Ok((user_id.to_string(), admin)),
+        Some(_) if !admin => Err(DocError::bad("only an admin may name a document's owner")),
+        Some(o) if o.is_empty() || o.len() > MAX_OWNER_LEN => Err(DocError::bad(format!(
+            "owner must be 1 to {MAX_OWNER_LEN} bytes"
+        ))),
+        Some(o) => Ok((o.to_string(), false)),
+    }
+}
+
+/// As db's bound on `ctx.userId`.
+pub const MAX_OWNER_LEN: usize = 256;
+
+/// `?owner=` of a db request, percent-decoded; `Err` when it is given but empty or malformed.
+pub fn owner_param(query: Option<&str>) -> Result<Option<String>, DocError> {
+    match query_pairs(query.unwrap_or("")).find(|(key, _)| key == "owner") {
+        None => Ok(None),
+        Some((_, raw)) => match percent_decode(raw, true) {
+            Some(o) if !o.is_empty() && o.len() <= MAX_OWNER_LEN => Ok(Some(o)),
+            _ => Err(DocError::bad(format!(
+                "owner must be 1 to {MAX_OWNER_LEN} bytes"
+            ))),
+        },
     }
 }
 
@@ -1454,5 +1488,27 @@ mod tests {
                 let _ = validate_collection(&s);
             }
         }
+    }
+
+    #[test]
+    fn an_admin_names_the_owner() {
+        assert_eq!(address_as("u1", false, None), Ok(("u1".into(), false)));
+        assert_eq!(address_as("admin", true, None), Ok(("admin".into(), true)));
+        // Acting as the owner: that owner's rows only, so one copy of an id is addressed.
+        assert_eq!(
+            address_as("admin", true, Some("alice")),
+            Ok(("alice".into(), false))
+        );
+        assert!(address_as("u1", false, Some("alice")).is_err());
+        assert!(address_as("admin", true, Some("")).is_err());
+        assert!(address_as("admin", true, Some(&"x".repeat(MAX_OWNER_LEN + 1))).is_err());
+        assert_eq!(owner_param(None), Ok(None));
+        assert_eq!(owner_param(Some("limit=2")), Ok(None));
+        assert_eq!(
+            owner_param(Some("owner=user%3A1&limit=2")),
+            Ok(Some("user:1".into()))
+        );
+        assert!(owner_param(Some("owner=")).is_err());
+        assert!(owner_param(Some("owner=%zz")).is_err());
     }
 }

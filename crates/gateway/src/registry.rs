@@ -179,6 +179,31 @@ pub static SERVICES: &[ServiceDef] = &[
         Builtin,
         "request logs from the log pipeline in R2 (`/api/logs`)",
     ),
+    // Runtime domain routes and their audit (CONTRACT "Operating the platform").
+    def(
+        "routes",
+        None,
+        Admin,
+        Builtin,
+        "runtime domain routes and their audit",
+    ),
+    // The console's Overview numbers, from Analytics Engine.
+    def(
+        "metrics",
+        None,
+        Admin,
+        Builtin,
+        "request metrics from Analytics Engine",
+    ),
+    // The operators' console's static files (also `/console/*`); its data comes from the
+    // admin APIs above, never from an endpoint of its own.
+    def(
+        "console",
+        None,
+        Anon,
+        Builtin,
+        "the operators' web console (also `/console/*`)",
+    ),
 ];
 
 /// Subdomain aliases (`{alias}.apis.do`, `/api/{alias}/...`) and the name they stand for.
@@ -233,7 +258,10 @@ mod tests {
                 "github",
                 "mcp",
                 "waitlist",
-                "logs"
+                "logs",
+                "routes",
+                "metrics",
+                "console"
             ]
         );
     }
@@ -268,6 +296,9 @@ mod tests {
             ("mcp", Some("MCP_SERVICE"), Anon, Forward),
             ("waitlist", None, Anon, Builtin),
             ("logs", None, Admin, Builtin),
+            ("routes", None, Admin, Builtin),
+            ("metrics", None, Admin, Builtin),
+            ("console", None, Anon, Builtin),
         ];
         for (name, binding, access, kind) in cases {
             let s = service(name);

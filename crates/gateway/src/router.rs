@@ -267,7 +267,11 @@ fn path_route(path: &str) -> Option<Route> {
         });
     }
     // Services the contract also mounts at the root of API hosts.
-    for (prefix, service) in [("/mcp", "mcp"), ("/waitlist", "waitlist")] {
+    for (prefix, service) in [
+        ("/mcp", "mcp"),
+        ("/waitlist", "waitlist"),
+        ("/console", "console"),
+    ] {
         if let Some(rest) = prefix_rest(path, prefix) {
             return registry::service(service).map(|def| service_route(def, rest, Strategy::Path));
         }
@@ -617,6 +621,18 @@ mod tests {
                 "api.do",
                 "/waitlist/join",
                 svc("waitlist", None, "/join", Anon, Path),
+            ),
+            ("api.do", "/console", svc("console", None, "/", Anon, Path)),
+            (
+                "api.do",
+                "/console/console.js",
+                svc("console", None, "/console.js", Anon, Path),
+            ),
+            ("api.do", "/consolex", Route::NotFound),
+            (
+                "api.do",
+                "/api/routes/audit",
+                svc("routes", None, "/audit", Admin, Path),
             ),
             ("api.do", "/", Route::NotFound),
             ("api.do", "", Route::NotFound),

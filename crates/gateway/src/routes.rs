@@ -441,6 +441,35 @@ impl DomainRoutes {
     pub fn iter(&self) -> impl Iterator<Item = &DomainRoute> {
         self.routes.iter()
     }
+
+    /// The exact entry for `domain` as compiled (lower-case; `*.suffix` for a wildcard), not a
+    /// host lookup: `*.example.do` finds only the wildcard entry itself.
+    pub fn get(&self, domain: &str) -> Option<&DomainRoute> {
+        let (map, key) = match domain.strip_prefix("*.") {
+            Some(suffix) => (&self.wildcard, suffix),
+            None => (&self.exact, domain),
+        };
+        map.get(&Key::Borrowed(key))
+            .and_then(|&slot| self.routes.get(slot))
+    }
+
+    /// The routes, in file order, giving up the table (to rebuild a merged one).
+    pub fn into_routes(self) -> Vec<DomainRoute> {
+        self.routes
+    }
+
+    /// A table of routes already compiled by [`DomainRoutes::parse`], in the given order; a
+    /// second route for a domain is refused as in the file.
+    pub fn from_routes(
+        routes: impl IntoIterator<Item = DomainRoute>,
+    ) -> Result<DomainRoutes, RoutesError> {
+        let routes = routes.into_iter();
+        let mut table = DomainRoutes::with_capacity(routes.size_hint().0);
+        for route in routes {
+            table.push(route)?;
+        }
+        Ok(table)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

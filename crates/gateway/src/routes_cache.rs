@@ -81,6 +81,12 @@ impl CacheClock {
         }
     }
 
+    /// The table in force is stale from now on (a runtime route changed in this isolate), so
+    /// the next request starts a refresh.
+    pub fn expire(&mut self) {
+        self.loaded_at_ms = None;
+    }
+
     pub fn refreshing(&self) -> bool {
         self.running.is_some()
     }

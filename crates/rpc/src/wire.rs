@@ -14,6 +14,10 @@ pub struct Ctx {
     pub user_id: Option<String>,
     #[serde(default)]
     pub role: Option<String>,
+    /// Set by the api only for an admin who named an owner (`?owner=`): db then addresses
+    /// that owner's copy of a document id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// A service's answer to `health()`.
@@ -55,6 +59,7 @@ mod tests {
             traceparent: "00-x".into(),
             user_id: Some("u1".into()),
             role: Some("admin".into()),
+            owner: None,
         };
         let v = serde_json::to_value(&ctx).unwrap();
         assert_eq!(v["requestId"], "01J");

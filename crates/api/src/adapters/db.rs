@@ -4,8 +4,8 @@
 //! answered without a round trip and a body over 1 MiB is refused before it is read whole.
 
 use gateway::documents::{
-    etag, list_params, parse_body, percent_decode, validate_collection, validate_id, DocError,
-    MAX_BODY_BYTES,
+    etag, list_params, owner_param, parse_body, percent_decode, validate_collection, validate_id,
+    DocError, MAX_BODY_BYTES,
 };
 use gateway::problem::Problem;
 use rpc::db::{DbError, Document, ListOpts, PutMode, PutOpts, WriteOpts};
@@ -38,7 +38,14 @@ pub async fn handle(
         Resource::Document { .. } => "GET, PUT, PATCH, DELETE",
     };
     let db = DbClient::from_env(env)?;
-    let ctx = rc.rpc_ctx();
+    let mut ctx = rc.rpc_ctx();
+    // An admin may name whose copy of an id (or whose collection) a request means.
+    ctx.owner = owner_param(req.url()?.query()).map_err(refused_here)?;
+    if ctx.owner.is_some() && !rc.identity.as_ref().is_some_and(|i| i.is_admin()) {
+        return Err(ApiError::Forbidden(
+            "only an admin may name an owner".into(),
+        ));
+    }
     let if_match = req.headers().get("if-match")?;
     match (resource, method) {
         (Resource::Collection(collection), Method::Get) => {
