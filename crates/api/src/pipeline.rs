@@ -46,8 +46,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Response {
 /// Request id, trace context, client IP: known before anything can fail.
 fn begin(req: &Request) -> RequestCtx {
     let header = |name: &str| req.headers().get(name).ok().flatten();
-    let request_id = accept_request_id(header("x-request-id").as_deref())
-        .unwrap_or_else(|| ulid::Ulid::new().to_string());
+    let request_id = accept_request_id(header("x-request-id").as_deref()).unwrap_or_else(new_ulid);
     let trace = match header("traceparent")
         .as_deref()
         .and_then(TraceParent::parse)
@@ -75,6 +74,15 @@ fn begin(req: &Request) -> RequestCtx {
         log_error: None,
         clear_session_cookie: false,
     }
+}
+
+/// A fresh ULID: now and 80 random bits.
+pub fn new_ulid() -> String {
+    ulid::Ulid::from_parts(
+        js_sys::Date::now() as u64,
+        u128::from_be_bytes(random::<16>()),
+    )
+    .to_string()
 }
 
 fn random<const N: usize>() -> [u8; N] {

@@ -433,7 +433,7 @@ async fn changed(env: &Env) {
             &[("error", &e)],
         ),
     }
-    write_stamp(env, &ulid::Ulid::new().to_string()).await;
+    write_stamp(env, &crate::pipeline::new_ulid()).await;
     routing::invalidate();
 }
 

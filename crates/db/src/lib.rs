@@ -65,7 +65,7 @@ pub async fn put(
             }
             let (id, path_id) = if id.is_null() || id.is_undefined() {
                 // Per call, never at global scope: the id carries this request's time.
-                (ulid::Ulid::new().to_string(), None)
+                (new_id(), None)
             } else {
                 let id = id_arg(&id)?;
                 (id.clone(), Some(id))
@@ -368,4 +368,12 @@ fn code(e: &DocError) -> &'static str {
         DocError::PreconditionFailed => "precondition_failed",
         DocError::Conflict(_) => "conflict",
     }
+}
+
+/// A fresh ULID: this call's time and 80 random bits (from `crypto.getRandomValues`).
+fn new_id() -> String {
+    let mut entropy = [0u8; 16];
+    // getrandom on workers is crypto.getRandomValues; it does not fail in a request.
+    let _ = getrandom::fill(&mut entropy);
+    ulid::Ulid::from_parts(js_sys::Date::now() as u64, u128::from_be_bytes(entropy)).to_string()
 }

@@ -359,14 +359,14 @@ fn is_b64token(t: &str) -> bool {
         })
 }
 
-/// The `session` entry of a `Cookie` header (`cookie`'s parser: pairs split at `;`, name and
-/// value trimmed, the first `session` wins, pairs without `=` or a name are skipped).
+/// The `session` entry of a `Cookie` header: pairs split at `;`, name and value trimmed, the
+/// first `session` wins, pieces without `=` or a name are skipped. (Hand-written: the `cookie`
+/// crate did the same job but brought the `time` crate, ~20 KiB gzip of the api's budget.)
 fn session_cookie(header: &str) -> Result<Option<&str>, CredentialError> {
-    let Some(value) = cookie::Cookie::split_parse(header)
-        .filter_map(Result::ok)
-        .find(|c| c.name() == SESSION_COOKIE)
-        .and_then(|c| c.value_raw())
-    else {
+    let Some(value) = header.split(';').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        (name.trim() == SESSION_COOKIE).then(|| value.trim())
+    }) else {
         return Ok(None);
     };
     // RFC 6265 allows a DQUOTE-wrapped value.
@@ -386,19 +386,12 @@ fn session_cookie(header: &str) -> Result<Option<&str>, CredentialError> {
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "session";
 
-/// The `Set-Cookie` value that hands the browser its session (`cookie`'s builder): HttpOnly,
-/// Secure, SameSite=Lax, the whole site, for `max_age_secs`. `session` is an id the auth
-/// service issued (URL-safe), never client input.
+/// The `Set-Cookie` value that hands the browser its session: HttpOnly, Secure, SameSite=Lax,
+/// the whole site, for `max_age_secs`. `session` is an id the auth service issued
+/// (URL-safe), never client input.
 pub fn session_set_cookie(session: &str, max_age_secs: u64) -> String {
     let max_age = i64::try_from(max_age_secs).unwrap_or(i64::MAX);
-    cookie::Cookie::build((SESSION_COOKIE, session))
-        .http_only(true)
-        .secure(true)
-        .same_site(cookie::SameSite::Lax)
-        .path("/")
-        .max_age(cookie::time::Duration::seconds(max_age))
-        .build()
-        .to_string()
+    format!("{SESSION_COOKIE}={session}; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age={max_age}")
 }
 
 /// The `Set-Cookie` value that makes the browser drop its session cookie (`Max-Age=0`).
