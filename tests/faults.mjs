@@ -7,7 +7,7 @@
 // counting rows before and after a fault. No mock stands in for a binding that has a local
 // equivalent: reads and writes that are not failed go to the real local D1 and KV.
 import { platform } from "./helpers.mjs";
-import { applyMigrations, DEV_ADMIN_API_KEY } from "../scripts/platform.mjs";
+import { applyMigrations, DEV_ADMIN_API_KEY, platformOptions } from "../scripts/platform.mjs";
 
 // The wrapped D1: the class names are what workers-rs checks (`D1Database`), the methods what
 // it calls (prepare → bind → first/all/run/raw, batch, exec).
@@ -127,8 +127,10 @@ export function faultOptions(plan, { d1 = [], kv = [] } = {}) {
     overrides[worker] = {
       d1Databases: { ...keep("d1"), ...real[worker].d1 },
       kvNamespaces: { ...keep("kv"), ...real[worker].kv },
+      // The worker's own wrapped bindings (the api's analytics stand-in and dispatch
+      // namespaces), plus the fault wrappers.
       wrappedBindings: {
-        ...(worker === "api" ? { ANALYTICS: { scriptName: "analytics-engine-local" } } : {}),
+        ...(platformOptions({ logPipeline: false }).workers.find((w) => w.name === worker)?.wrappedBindings ?? {}),
         ...bindings,
       },
     };

@@ -38,7 +38,7 @@ describe("the routes API", () => {
 
   before(async () => {
     const apiVars = { ROUTES_TTL_MS: String(TTL_MS) };
-    const [apiWorker] = platformOptions({ apiVars }).workers;
+    const [apiWorker] = platformOptions({ apiVars, logPipeline: false }).workers;
     const front = {
       name: "front-b", modules: true, compatibilityDate: "2025-09-01", serviceBindings: { API_B: "api-b", API_C: "api-c" },
       script: `export default { fetch(request, env) {
