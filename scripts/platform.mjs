@@ -115,7 +115,7 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
         d1Databases: { WAITLIST_DB: "platform-waitlist" },
         durableObjects: { RATE_LIMITER: { className: "RateLimiter", useSQLite: true } },
         // As wrangler.jsonc's `ratelimits` (locally exact; approximate in production).
-        ratelimits: { TENANT_RATE_LIMITER: { simple: { limit: 1000, period: 60 } } },
+        ratelimits: { TENANT_RATE_LIMITER: { namespace_id: "1001", simple: { limit: 1000, period: 60 } } },
         // Workers Analytics Engine has no local equivalent: a wrapped binding (as workers-rs's
         // own tests do) that prints each data point as one line, so tests can read them.
         wrappedBindings: { ANALYTICS: { scriptName: "analytics-engine-local" } },
