@@ -8,7 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-export const COMPATIBILITY_DATE = "2025-09-01";
+export const COMPATIBILITY_DATE = "2026-07-30";
 export const NAMESPACES = { PRODUCTION: "production", STAGING: "staging", DEVELOPMENT: "development" };
 export const DEV_ADMIN_API_KEY = "dev-admin-key";
 // Local-only signing key for access tokens (two keys: current, then previous, for rotation tests).
