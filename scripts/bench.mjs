@@ -45,7 +45,7 @@ const options = platformOptions({
   // Limiting binding, no object round trip), with the binding's limit raised so that one
   // address (scenario 5) is never rejected.
   apiVars: { RATE_LIMITS: JSON.stringify({ default: { limit: 10000, windowSecs: 1 }, roles: { admin: { limit: 1, windowSecs: 86400 } } }) },
-  overrides: { api: { ratelimits: { TENANT_RATE_LIMITER: { simple: { limit: 100000000, period: 60 } } } } },
+  overrides: { api: { ratelimits: { TENANT_RATE_LIMITER: { namespace_id: "1001", simple: { limit: 100000000, period: 60 } } } } },
   extraWorkers: [...baselines, floor],
   // No tail workers: locally they would share workerd's one thread with the producers; in
   // production a tail consumer runs out of band and adds nothing to a request's latency.

@@ -17,14 +17,74 @@ declare -A PACKAGE=([api]=api [db]=db-service [auth]=auth-service [do]=do-servic
 
 say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 
+# The Node.js installed when the system's is older than package.json's `engines.node` (the
+# project's minimum; wrangler 4.164 needs 22.12): the active LTS from the npm registry's Node
+# binary package, plus the npm release line it ships with (the binary package has no npm).
+NODE_VERSION=24.22.3
+NPM_VERSION=11.21.2
+NODE_HOME="$ROOT/.tools/node"
+
 # The version of a package as Cargo.lock pins it.
 lock_version() {
   awk -v name="$1" '$0 == "name = \"" name "\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
 }
 
+# True when version $1 >= version $2 (both x.y.z, no leading v).
+version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
+
+# The minimum Node.js version: package.json's `"node": ">=x.y.z"`.
+node_minimum() { sed -n 's/.*"node": *">=\([0-9.]*\)".*/\1/p' package.json | head -n1; }
+
+# Puts a new enough Node.js first on PATH, so npm, npx, wrangler and `node --test` all run on
+# it: the system's when it meets the minimum, else NODE_VERSION installed into .tools/node
+# (git-ignored, like node_modules) with `npm pack` from the npm registry. Sets `installed=1`
+# in the caller when it installs; a second run only compares versions (a few ms).
+ensure_node() {
+  local minimum have
+  minimum="$(node_minimum)"
+  if [ -z "$minimum" ]; then say "package.json has no engines.node minimum"; return 1; fi
+  if ! version_ge "$NODE_VERSION" "$minimum"; then
+    say "NODE_VERSION $NODE_VERSION is below package.json's minimum $minimum"; return 1
+  fi
+  have="$(node --version 2>/dev/null | sed 's/^v//' || true)"
+  if [ -n "$have" ] && version_ge "$have" "$minimum"; then return 0; fi
+  local stamp="node $NODE_VERSION npm $NPM_VERSION"
+  if [ "$(cat "$NODE_HOME/.installed" 2>/dev/null || true)" = "$stamp" ]; then
+    export PATH="$NODE_HOME/bin:$PATH"
+    return 0
+  fi
+  command -v npm >/dev/null || { say "Node.js $minimum or newer is needed (found: ${have:-none}, and no npm to fetch one)"; return 1; }
+  local os arch
+  case "$(uname -s)" in Linux) os=linux ;; Darwin) os=darwin ;; *) say "no Node.js binary package for $(uname -s)"; return 1 ;; esac
+  case "$(uname -m)" in x86_64|amd64) arch=x64 ;; aarch64|arm64) arch=arm64 ;; *) say "no Node.js binary package for $(uname -m)"; return 1 ;; esac
+  # One install at a time (parallel scripts share .tools); re-checked once the lock is held.
+  mkdir -p "$ROOT/.tools"
+  (
+    flock 8
+    [ "$(cat "$NODE_HOME/.installed" 2>/dev/null || true)" = "$stamp" ] && exit 0
+    say "installing Node.js $NODE_VERSION and npm $NPM_VERSION into .tools/node (system Node: ${have:-none}, minimum $minimum)"
+    local tmp
+    tmp="$(mktemp -d "$ROOT/.tools/node.XXXXXX")"
+    trap 'rm -rf "$tmp"' EXIT
+    ( cd "$tmp" && npm pack --silent --no-audit --no-fund "node-$os-$arch@$NODE_VERSION" "npm@$NPM_VERSION" >/dev/null )
+    mkdir -p "$tmp/node/lib/node_modules/npm"
+    tar -xzf "$tmp/node-$os-$arch-$NODE_VERSION.tgz" -C "$tmp/node" --strip-components=1
+    tar -xzf "$tmp/npm-$NPM_VERSION.tgz" -C "$tmp/node/lib/node_modules/npm" --strip-components=1
+    ln -s ../lib/node_modules/npm/bin/npm-cli.js "$tmp/node/bin/npm"
+    ln -s ../lib/node_modules/npm/bin/npx-cli.js "$tmp/node/bin/npx"
+    [ "$("$tmp/node/bin/node" --version)" = "v$NODE_VERSION" ]
+    echo "$stamp" > "$tmp/node/.installed"
+    rm -rf "$NODE_HOME"
+    mv "$tmp/node" "$NODE_HOME"
+  ) 8> "$ROOT/.tools/.install.lock"
+  export PATH="$NODE_HOME/bin:$PATH"
+  installed=1
+}
+
 # Installs what is missing, and nothing when everything is there (a few hundred ms).
 ensure_toolchain() {
   local installed=0
+  ensure_node
   if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
     say "adding the wasm32-unknown-unknown target"; rustup target add wasm32-unknown-unknown; installed=1
   fi

@@ -8,7 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-export const COMPATIBILITY_DATE = "2025-09-01";
+export const COMPATIBILITY_DATE = "2026-07-30";
 export const NAMESPACES = { PRODUCTION: "production", STAGING: "staging", DEVELOPMENT: "development" };
 export const DEV_ADMIN_API_KEY = "dev-admin-key";
 // Local-only signing key for access tokens (two keys: current, then previous, for rotation tests).
@@ -145,7 +145,7 @@ export function platformOptions({ port = 0, persistTo, userWorkersRoot, override
         d1Databases: { WAITLIST_DB: "platform-waitlist" },
         durableObjects: { RATE_LIMITER: { className: "RateLimiter", useSQLite: true } },
         // As wrangler.jsonc's `ratelimits` (locally exact; approximate in production).
-        ratelimits: { TENANT_RATE_LIMITER: { simple: { limit: 1000, period: 60 } } },
+        ratelimits: { TENANT_RATE_LIMITER: { namespace_id: "1001", simple: { limit: 1000, period: 60 } } },
         r2Buckets: { LOGS: LOGS_BUCKET },
         tails: tails("api"),
         // Workers Analytics Engine has no local equivalent: a wrapped binding (as workers-rs's

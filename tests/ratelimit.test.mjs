@@ -381,7 +381,7 @@ describe("traffic classes, batch costs and credential floods (issue 15)", () => 
           tenant: { default: { mode: "approximate" }, namespaces: { staging: { mode: "exact", limit: 3, windowSecs: 60 } } },
         }),
       },
-      overrides: { api: { ratelimits: { TENANT_RATE_LIMITER: { simple: { limit: 4, period: 60 } } } } },
+      overrides: { api: { ratelimits: { TENANT_RATE_LIMITER: { namespace_id: "1001", simple: { limit: 4, period: 60 } } } } },
     });
     auth = () => logLines(p).filter((l) => l.message === "rpc" && l.service === "auth" && l.method === "validateApiKey").length;
   });
