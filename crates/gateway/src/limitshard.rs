@@ -354,15 +354,8 @@ pub fn stored_idle_at(stored: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ratelimit::tests::policy;
     use proptest::prelude::*;
-
-    fn policy(limit: u32, window_ms: u64) -> Policy {
-        Policy {
-            name: "default".into(),
-            limit,
-            window_ms,
-        }
-    }
 
     fn req(key: &str, cost: u32, p: &Policy) -> CheckRequest {
         CheckRequest {

@@ -841,11 +841,12 @@ fn sf_string(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn policy(limit: u32, window_ms: u64) -> Policy {
+    /// A `"default"` policy of `limit` per `window_ms` (shared with the shard's tests).
+    pub(crate) fn policy(limit: u32, window_ms: u64) -> Policy {
         Policy {
             name: "default".into(),
             limit,
