@@ -157,15 +157,18 @@ async fn read_stamp(env: &Env) -> Result<Option<String>, ()> {
     kv.get(VERSION_KEY).text().await.map_err(|_| ())
 }
 
+/// One KV write of `value` under `key`; any failure as text for the log.
+async fn kv_put<T: serde::Serialize>(env: &Env, key: &str, value: T) -> Result<(), String> {
+    let kv = env.kv(KV_BINDING).map_err(|e| e.to_string())?;
+    kv.put(key, value)
+        .map_err(|e| e.to_string())?
+        .execute()
+        .await
+        .map_err(|e| e.to_string())
+}
+
 async fn write_stamp(env: &Env, version: &str) {
-    let written = match env.kv(KV_BINDING) {
-        Ok(kv) => match kv.put(VERSION_KEY, version) {
-            Ok(put) => put.execute().await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        },
-        Err(e) => Err(e.to_string()),
-    };
-    if let Err(e) = written {
+    if let Err(e) = kv_put(env, VERSION_KEY, version).await {
         log::event(
             "warn",
             "runtime routes: version stamp not written; other isolates see the change within RECHECK_MS",
@@ -412,14 +415,7 @@ async fn changed(env: &Env) {
     // finds rows at least as new.
     match read_rows(env).await {
         Ok(rows) => {
-            let written = match env.kv(KV_BINDING) {
-                Ok(kv) => match kv.put(SNAPSHOT_KEY, &rows) {
-                    Ok(put) => put.execute().await.map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                },
-                Err(e) => Err(e.to_string()),
-            };
-            if let Err(e) = written {
+            if let Err(e) = kv_put(env, SNAPSHOT_KEY, &rows).await {
                 log::event(
                     "warn",
                     "runtime routes: snapshot not written",
