@@ -149,6 +149,13 @@ build_workers() {
     i=$((i + 1))
   done
   [ "$failed" = 0 ] || return 1
+  # worker-build keeps wasm's names section whatever wasm-opt is told: a release build drops it
+  # (scripts/strip-wasm-names.mjs); a dev build keeps it for readable stack traces.
+  if [ "$profile" != dev ]; then
+    local wasm=()
+    for w in "${selected[@]}"; do wasm+=("crates/$w/build/index_bg.wasm"); done
+    node "$ROOT/scripts/strip-wasm-names.mjs" "${wasm[@]}" > /dev/null || return 1
+  fi
   say "built: ${selected[*]}"
 }
 
