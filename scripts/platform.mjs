@@ -3,6 +3,7 @@
 // Workers-for-Platforms dispatch namespaces. `scripts/dev`, `scripts/test` and `scripts/bench`
 // all start the platform through `startPlatform`, so they cannot drift apart.
 import { Miniflare } from "miniflare";
+import { startFront } from "./front.mjs";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -295,7 +296,12 @@ export async function applyMigrations(mf, targets = MIGRATIONS) {
 
 /** Starts the platform; resolves once it serves and migrations are applied. */
 export async function startPlatform(options = {}) {
-  const { onOutput, ...rest } = options;
+  // `front` (default on): the Node relay of scripts/front.mjs on the public port, so Hosts the
+  // runtime cannot represent get the edge's 400 instead of workerd's 500; Miniflare's entry
+  // then listens on a free port of its own.
+  const { onOutput, front = true, ...rest } = options;
+  const publicPort = rest.port ?? 0;
+  if (front) rest.port = 0;
   const mfOptions = platformOptions(rest);
   if (onOutput) {
     mfOptions.handleRuntimeStdio = (stdout, stderr) => {
@@ -311,7 +317,9 @@ export async function startPlatform(options = {}) {
     };
   }
   const mf = new Miniflare(mfOptions);
-  const url = await mf.ready;
+  const entry = await mf.ready;
   const migrations = await applyMigrations(mf);
-  return { mf, url, migrations, dispose: () => mf.dispose() };
+  if (!front) return { mf, url: entry, entry, migrations, dispose: () => mf.dispose() };
+  const relay = await startFront({ host: mfOptions.host, port: publicPort, upstream: entry });
+  return { mf, url: relay.url, entry, migrations, dispose: async () => { await relay.close(); await mf.dispose(); } };
 }
