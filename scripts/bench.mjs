@@ -148,11 +148,23 @@ const toMs = (v) => { const m = /^([\d.]+)(us|ms|s)$/.exec(v); if (!m) return Na
 // (execFileSync) fills the pipe, stalls workerd and makes every run measure nothing.
 const execFileAsync = promisify(execFile);
 let wrongAnswers = 0; // non-2xx responses in any timed run: the numbers would not be the scenario's
+// A run that completes no request at all (a slow target on a loaded machine, inside a short
+// smoke run) is run again for twice as long, up to 8 times SECONDS; then it fails loudly.
 async function wrk(target, connections) {
-  const args = ["-t1", `-c${connections}`, `-d${SECONDS}s`, "--latency", "-s", luaFor(target)];
+  for (let seconds = SECONDS; ; seconds *= 2) {
+    try {
+      return await wrkFor(target, connections, seconds);
+    } catch (e) {
+      if (!e.measuredNothing || seconds >= SECONDS * 8) throw e;
+      console.error(`  wrk measured nothing for ${target.url} in ${seconds} s; again for ${seconds * 2} s`);
+    }
+  }
+}
+async function wrkFor(target, connections, seconds) {
+  const args = ["-t1", `-c${connections}`, `-d${seconds}s`, "--latency", "-s", luaFor(target)];
   // "Host" capitalised: wrk adds its own Host header unless one is named exactly so (a duplicate is a 400).
   for (const [k, v] of Object.entries({ ...(target.host ? { Host: target.host } : {}), ...(target.headers ?? {}) })) args.push("-H", `${k}: ${v}`);
-  const { stdout: out } = await execFileAsync("wrk", [...args, target.url], { encoding: "utf8", timeout: (SECONDS + 30) * 1000 });
+  const { stdout: out } = await execFileAsync("wrk", [...args, target.url], { encoding: "utf8", timeout: (seconds + 30) * 1000 });
   const rps = Number((/Requests\/sec:\s+([\d.]+)/.exec(out) ?? [])[1]);
   const p50 = toMs((/\s50%\s+(\S+)/.exec(out) ?? [])[1] ?? "");
   const p99 = toMs((/\s99%\s+(\S+)/.exec(out) ?? [])[1] ?? "");
@@ -162,7 +174,7 @@ async function wrk(target, connections) {
   const wrong = target.expect ? total - non2xx : non2xx;
   // "Socket errors: connect 0, read 0, write 0, timeout 3": every count, summed.
   const socketErrors = [...(/Socket errors:(.*)/.exec(out)?.[1] ?? "").matchAll(/\d+/g)].reduce((t, m) => t + Number(m[0]), 0);
-  if (!(rps > 0)) throw new Error(`wrk measured nothing for ${target.url}:\n${out}`);
+  if (!(rps > 0)) throw Object.assign(new Error(`wrk measured nothing for ${target.url} in ${seconds} s:\n${out}`), { measuredNothing: true });
   wrongAnswers += wrong;
   return { rps, p50, p99, errors: wrong + socketErrors };
 }
