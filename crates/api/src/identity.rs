@@ -371,7 +371,7 @@ async fn api_key_identity(env: &Env, key: &str) -> Result<Identity, ApiError> {
     .ok_or_else(|| ApiError::Unauthorized("invalid API key".into()))?
 }
 
-async fn session_identity(env: &Env, id: &str) -> Result<Identity, ApiError> {
+pub async fn session_identity(env: &Env, id: &str) -> Result<Identity, ApiError> {
     if !is_session_id(id) {
         return Err(ApiError::Unauthorized("invalid session".into()));
     }
@@ -481,6 +481,13 @@ pub fn needs_lookup(req: &Request, env: &Env) -> bool {
     };
     let now = now_ms();
     MEMORY.with(|m| cached_answer(&mut m.borrow_mut(), &cache_key, now).is_none())
+}
+
+/// [`needs_lookup`] for a session id presented some other way (the console's cookie).
+pub fn session_needs_lookup(id: &str) -> bool {
+    let now = now_ms();
+    is_session_id(id)
+        && MEMORY.with(|m| cached_answer(&mut m.borrow_mut(), &session_handle(id), now).is_none())
 }
 
 fn to_validated(validation: Validation, via: CredentialKind) -> Option<Validated> {
