@@ -277,8 +277,8 @@ async function selectUser(u) {
   $("user-id").textContent = u.id;
   $("role-role").value = u.role;
   $("user-result").textContent = "";
-  await loadKeys();
   $("user-detail-h").focus();
+  await loadKeys();
 }
 
 async function changeRole(event) {
@@ -319,7 +319,8 @@ async function revokeKey(k) {
   await Promise.all([loadKeys(), loadUserAudit(true)]);
 }
 
-const compact = (v) => (v ? JSON.stringify(v) : "");
+/** An audit `before`/`after` object as "name: value" pairs. */
+const compact = (v) => (v ? Object.entries(v).map(([k, x]) => `${k}: ${typeof x === "string" ? x : JSON.stringify(x)}`).join(", ") : "");
 
 async function loadUserAudit(fresh) {
   if (fresh) { userAuditCursor = null; $("user-audit-rows").replaceChildren(); }
@@ -329,7 +330,7 @@ async function loadUserAudit(fresh) {
   if (!res.ok) { say(`Audit: ${detail(res)}`); return; }
   for (const a of res.data.items) {
     $("user-audit-rows").append(row([a.at, el("span", a.actor, { class: "mono" }), a.action + (a.keyId ? ` ${a.keyId}` : ""),
-      el("span", a.userId, { class: "mono" }), el("code", compact(a.before)), el("code", compact(a.after))]));
+      el("span", a.userId, { class: "mono" }), el("span", compact(a.before), { class: "pairs" }), el("span", compact(a.after), { class: "pairs" })]));
   }
   if (fresh && !res.data.items.length) $("user-audit-rows").append(row(["No changes yet", "", "", "", "", ""]));
   userAuditCursor = res.data.nextCursor;
