@@ -208,9 +208,10 @@ describe("the console in a real browser", { skip: found ? false : `${CHROMIUM} n
     // Search: part of the address, in upper case; then "starts with" rules out a middle part.
     const local = target.email.split("@")[0];
     await page.getByLabel("Search users by email").fill(local.slice(8).toUpperCase());
+    await page.locator("#user-rows tr").nth(2).waitFor(); // the first load: everyone (3 users)
     await page.getByRole("button", { name: "Search users" }).click();
+    await page.waitForFunction(() => document.querySelectorAll("#user-rows tr").length === 1);
     await page.getByRole("button", { name: `Manage ${target.email}` }).waitFor();
-    assert.equal(await page.locator("#user-rows tr").count(), 1);
     await page.getByLabel("Match").selectOption("prefix");
     await page.getByRole("button", { name: "Search users" }).click();
     await page.locator("#user-rows", { hasText: "No users match" }).waitFor();
@@ -343,4 +344,96 @@ describe("the console in a real browser", { skip: found ? false : `${CHROMIUM} n
     assert.deepEqual(problems, []);
     await context.close();
   });
+});
+
+// The Requests page reads the log pipeline, which the other tests run without (it shares
+// workerd's one thread locally): its own platform, with the tail worker on.
+describe("the console's Requests page", { skip: found ? false : `${CHROMIUM} not found: run scripts/ensure-chromium.sh` }, () => {
+  let p, browser, origin, admin;
+  const marker = `/api/nothing-${Date.now().toString(36)}`;
+  before(async () => {
+    const { chromium } = await import("playwright-core");
+    p = await platform({ logPipeline: true });
+    origin = `http://127.0.0.1:${new URL(p.url).port}`;
+    admin = { email: `console-logs-${Date.now()}@example.com` };
+    const signed = await request(p.url, "api.do", "/api/auth/signup", { method: "POST", headers: { "content-type": "application/json" }, body: { email: admin.email, password: PASSWORD } });
+    assert.equal(signed.status, 201, signed.text);
+    const set = await request(p.url, "api.do", `/api/auth/users/${signed.json.user.id}/role`, {
+      method: "PUT", headers: { "content-type": "application/json", ...ADMIN_KEY }, body: { role: "admin" },
+    });
+    assert.equal(set.status, 200, set.text);
+    // 60 requests to a path no other test uses (404s), one 200 beside them.
+    for (let i = 0; i < 60; i++) {
+      const res = await request(p.url, "api.do", `${marker}/${i}`);
+      assert.equal(res.status, 404);
+    }
+    assert.equal((await request(p.url, "api.do", "/health?live")).status, 200);
+    // Wait for the tail worker's batch (2 s locally) to reach the bucket.
+    let found = 0;
+    for (let i = 0; i < 60 && found < 60; i++) {
+      const res = await request(p.url, "api.do", `/api/logs?worker=api&message=request&path=${marker}/&limit=100`, { headers: ADMIN_KEY });
+      assert.equal(res.status, 200, res.text);
+      found = res.json.items.length;
+      if (found < 60) await sleep(500);
+    }
+    assert.equal(found, 60, "the lines reached the log bucket");
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"] });
+    mkdirSync(RESULTS, { recursive: true });
+  });
+  after(async () => {
+    await browser?.close();
+    await p?.dispose();
+  });
+
+  for (const scheme of ["light", "dark"]) {
+    test(`filters by path, status and host, pages through the matches, shows bad filters (${scheme})`, async () => {
+      const context = await browser.newContext(scheme === "dark" ? { colorScheme: "dark", viewport: { width: 360, height: 740 } } : {});
+      const page = await context.newPage();
+      const problems = [];
+      page.on("console", (m) => { if (m.type() === "error" && !/Failed to load resource/.test(m.text())) problems.push(m.text()); });
+      page.on("pageerror", (e) => problems.push(String(e)));
+      await page.goto(`${origin}/console`);
+      await page.getByLabel("Email", { exact: true }).fill(admin.email);
+      await page.getByLabel("Password").fill(PASSWORD);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByRole("heading", { name: "Overview" }).waitFor();
+      await page.getByRole("link", { name: "Requests" }).click();
+      await page.getByRole("heading", { name: "Requests" }).waitFor();
+
+      await page.getByLabel("Path starts with").fill(`${marker}/`);
+      await page.getByLabel("Status").fill("4xx");
+      await page.getByLabel("Host").fill("API.do");
+      await page.getByRole("button", { name: "Show requests" }).click();
+      await page.locator("#req-rows tr", { hasText: `${marker}/49` }).waitFor();
+      await page.getByRole("button", { name: "More requests" }).waitFor();
+      assert.equal(await page.locator("#req-rows tr").count(), 50, "a page of 50");
+      const first = await page.locator("#req-rows tr").first().evaluate((tr) => [...tr.cells].map((c) => c.textContent));
+      assert.deepEqual(first.slice(1, 5), ["GET", "api.do", `${marker}/0`, "404"]);
+      await page.getByRole("button", { name: "More requests" }).click();
+      await page.locator("#req-rows tr").nth(59).waitFor();
+      assert.equal(await page.locator("#req-rows tr").count(), 60);
+      assert.equal(await page.getByRole("button", { name: "More requests" }).isHidden(), true);
+      const paths = await page.locator("#req-rows tr td:nth-child(4)").allInnerTexts();
+      assert.deepEqual(paths, Array.from({ length: 60 }, (_, i) => `${marker}/${i}`), "every match once, oldest first");
+      if (scheme === "light") {
+        const width = await page.evaluate(() => document.documentElement.scrollWidth);
+        assert.ok(width <= 1280, `${width}`);
+      } else {
+        const width = await page.evaluate(() => document.documentElement.scrollWidth);
+        assert.ok(width <= 360, `${width} px wide at 360`);
+      }
+      await page.screenshot({ path: path.join(RESULTS, `console-requests-${scheme === "dark" ? "dark-360" : "light"}.png`), fullPage: true });
+
+      // A 200 status does not match the 404s; a bad status is shown on its field.
+      await page.getByLabel("Status").fill("200");
+      await page.getByRole("button", { name: "Show requests" }).click();
+      await page.locator("#req-rows", { hasText: "No requests match" }).waitFor();
+      await page.getByLabel("Status").fill("abc");
+      await page.getByRole("button", { name: "Show requests" }).click();
+      await page.locator("#req-errors", { hasText: "status" }).waitFor();
+      assert.equal(await page.getByLabel("Status").getAttribute("aria-invalid"), "true");
+      assert.deepEqual(problems, []);
+      await context.close();
+    });
+  }
 });

@@ -6,13 +6,16 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const PAGES = ["overview", "routes", "users", "waitlist"];
+const PAGES = ["overview", "routes", "users", "waitlist", "requests"];
 let me = null;
 let healthTimer = null;
 let routeCursor = null;
 let userCursor = null;
 let userAuditCursor = null;
 let selected = null;
+let requestCursor = null;
+// Each listing's latest load: an answer to an older one (a filter changed meanwhile) is dropped.
+const generation = { users: 0, audit: 0, requests: 0 };
 
 /** `path` is an /api/ path (sent through /console/api/) or another same-origin path. */
 async function api(method, path, body, accept = "application/json") {
@@ -105,6 +108,7 @@ async function navigate() {
   if (page === "routes") { await loadRoutes(true); await loadAudit(); }
   if (page === "users") { await loadUsers(true); await loadUserAudit(true); }
   if (page === "waitlist") await loadWaitlist();
+  if (page === "requests") await loadRequests(true);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -256,10 +260,13 @@ async function loadAudit() {
 // Users and keys
 
 async function loadUsers(fresh) {
-  if (fresh) { userCursor = null; $("user-rows").replaceChildren(); }
+  if (fresh) userCursor = null;
   const params = new URLSearchParams({ q: $("user-q").value.trim(), match: $("user-match").value, limit: "20" });
   if (userCursor) params.set("cursor", userCursor);
+  const gen = ++generation.users;
   const res = await api("GET", `/api/auth/users?${params}`);
+  if (gen !== generation.users) return;
+  if (fresh) $("user-rows").replaceChildren();
   if (!res.ok) { say(`Users: ${detail(res)}`); return; }
   for (const u of res.data.users) {
     $("user-rows").append(row([el("span", u.email, { class: "mono" }), u.role, u.createdAt || "",
@@ -323,10 +330,13 @@ async function revokeKey(k) {
 const compact = (v) => (v ? Object.entries(v).map(([k, x]) => `${k}: ${typeof x === "string" ? x : JSON.stringify(x)}`).join(", ") : "");
 
 async function loadUserAudit(fresh) {
-  if (fresh) { userAuditCursor = null; $("user-audit-rows").replaceChildren(); }
+  if (fresh) userAuditCursor = null;
   const params = new URLSearchParams({ limit: "20" });
   if (userAuditCursor) params.set("cursor", userAuditCursor);
+  const gen = ++generation.audit;
   const res = await api("GET", `/api/auth/audit?${params}`);
+  if (gen !== generation.audit) return;
+  if (fresh) $("user-audit-rows").replaceChildren();
   if (!res.ok) { say(`Audit: ${detail(res)}`); return; }
   for (const a of res.data.items) {
     $("user-audit-rows").append(row([a.at, el("span", a.actor, { class: "mono" }), a.action + (a.keyId ? ` ${a.keyId}` : ""),
@@ -376,6 +386,45 @@ async function exportCsv(domain) {
 }
 
 // ------------------------------------------------------------------------------------------
+// Requests (the api's request lines, from /api/logs)
+
+const REQUEST_FILTERS = [["req-status", "status"], ["req-host", "host"], ["req-path", "path"]];
+
+async function loadRequests(fresh) {
+  const errors = $("req-errors");
+  errors.textContent = "";
+  for (const [id] of REQUEST_FILTERS) $(id).removeAttribute("aria-invalid");
+  if (fresh) requestCursor = null;
+  const params = new URLSearchParams({ worker: "api", message: "request", limit: "50" });
+  for (const [id, name] of REQUEST_FILTERS) {
+    const value = $(id).value.trim();
+    if (value) params.set(name, value);
+  }
+  if (requestCursor) params.set("cursor", requestCursor);
+  const gen = ++generation.requests;
+  const res = await api("GET", `/api/logs?${params}`);
+  if (gen !== generation.requests) return;
+  if (fresh) $("req-rows").replaceChildren();
+  if (!res.ok) {
+    errors.textContent = detail(res);
+    const bad = REQUEST_FILTERS.find(([, name]) => errors.textContent.includes(name));
+    if (bad && res.status === 400) $(bad[0]).setAttribute("aria-invalid", "true");
+    return;
+  }
+  for (const r of res.data.items) {
+    const status = el("span", r.status, { class: r.status >= 500 ? "down" : "" });
+    const at = new Date(r.ts).toISOString();
+    $("req-rows").append(row([el("time", `${at.slice(11, 23)}Z`, { datetime: at, title: at }), r.method, el("span", r.host, { class: "mono" }),
+      el("span", r.path, { class: "mono" }), status, r.durationMs, el("span", r.requestId, { class: "mono" })]));
+  }
+  if (fresh && !res.data.items.length) $("req-rows").append(row(["No requests match", "", "", "", "", "", ""]));
+  requestCursor = res.data.nextCursor;
+  $("req-more").hidden = !requestCursor;
+  const s = res.data.scanned || {};
+  $("req-scanned").textContent = `This page read ${s.objects ?? 0} log object${s.objects === 1 ? "" : "s"}.`;
+}
+
+// ------------------------------------------------------------------------------------------
 
 document.addEventListener("DOMContentLoaded", () => {
   $("signin-form").addEventListener("submit", signIn);
@@ -388,6 +437,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("user-more").addEventListener("click", () => loadUsers(false));
   $("end-sessions").addEventListener("click", endSessions);
   $("user-audit-more").addEventListener("click", () => loadUserAudit(false));
+  $("req-filter").addEventListener("submit", (e) => { e.preventDefault(); loadRequests(true); });
+  $("req-more").addEventListener("click", () => loadRequests(false));
   window.addEventListener("hashchange", navigate);
   start();
 });
