@@ -10,6 +10,7 @@ use gateway::access::AccessLevel;
 use gateway::host::Host;
 use gateway::problem::Problem;
 use gateway::router::{route, Route, RouterConfig};
+use gateway::token::Credential;
 use worker::{url, Env, Method, Request, Response};
 
 use crate::context::{Identity, RequestCtx};
@@ -46,10 +47,8 @@ pub fn needs_lookup(req: &Request) -> bool {
 
 /// The console's one credential: its cookie (an `Authorization` or `X-API-Key` is ignored).
 pub async fn identify(req: &Request, env: &Env) -> Result<Option<Identity>, ApiError> {
-    match cookie(req) {
-        Some(id) => identity::session_identity(env, &id).await.map(Some),
-        None => Ok(None),
-    }
+    let id = cookie(req);
+    identity::identify_credential(env, id.as_deref().map(Credential::Session)).await
 }
 
 /// CSRF and access for the console's API: a state change must come from the console's own

@@ -77,6 +77,14 @@ pub async fn identify(
         )
     }
     .map_err(|e| ApiError::Unauthorized(format!("malformed credential: {e}")))?;
+    identify_credential(env, presented).await
+}
+
+/// The identity behind one credential (the console's cookie comes here as a session).
+pub async fn identify_credential(
+    env: &Env,
+    presented: Option<Credential<'_>>,
+) -> Result<Option<Identity>, ApiError> {
     match presented {
         None => Ok(None),
         Some(Credential::Bearer(token)) => token_identity(env, token).await.map(Some),
@@ -371,7 +379,7 @@ async fn api_key_identity(env: &Env, key: &str) -> Result<Identity, ApiError> {
     .ok_or_else(|| ApiError::Unauthorized("invalid API key".into()))?
 }
 
-pub async fn session_identity(env: &Env, id: &str) -> Result<Identity, ApiError> {
+async fn session_identity(env: &Env, id: &str) -> Result<Identity, ApiError> {
     if !is_session_id(id) {
         return Err(ApiError::Unauthorized("invalid session".into()));
     }

@@ -450,23 +450,17 @@ impl AuthClient {
         self.refusable("listAudit", ctx, Some(input)).await
     }
 
-    /// Any refusable method with a JSON input, its answer left as JSON (without `ok`): for
-    /// adapters that pass answers through unchanged, so no typed decoder is compiled in.
-    pub async fn call_json(
+    /// Any refusable method, its answer left as the JS value auth sent (`{ok, ...}`): for
+    /// adapters that pass answers through unchanged, so no decoder is compiled in.
+    pub async fn call_raw(
         &self,
         method: &str,
         ctx: &Ctx,
-        input: &Value,
-    ) -> Result<AuthResult<Value>, RpcError> {
-        let answer = self
-            .refusable::<Value, Value>(method, ctx, Some(input))
-            .await?;
-        Ok(answer.map(|mut value| {
-            if let Some(fields) = value.as_object_mut() {
-                fields.remove("ok");
-            }
-            value
-        }))
+        input: wasm_bindgen::JsValue,
+    ) -> Result<wasm_bindgen::JsValue, RpcError> {
+        self.0
+            .call_js(method, &[crate::clients::to_js(ctx)?, input])
+            .await
     }
 
     async fn refusable<T: DeserializeOwned, I: Serialize>(

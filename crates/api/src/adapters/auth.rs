@@ -119,29 +119,7 @@ async fn exchange(
             identity::role_changed_here(&answer.user.id);
             json_response(200, &answer)
         }
-        AuthRoute::Admin(method, user, key) => {
-            // One shape for every admin route: the user (and key) from the path, or the query.
-            let input = match user {
-                Some(user) => json!({ "userId": user, "keyId": key }),
-                None => query(req)?,
-            };
-            let mut answer = refused(client.call_json(method, &rc.rpc_ctx(), &input).await?)?;
-            // Ended sessions' handles are for this isolate's cache only.
-            if let Some(Value::Array(handles)) =
-                answer.as_object_mut().and_then(|a| a.remove("revoked"))
-            {
-                for handle in handles.iter().filter_map(Value::as_str) {
-                    identity::session_revoked_here(handle);
-                }
-            }
-            match key {
-                Some(key) => {
-                    identity::api_key_revoked_here(key);
-                    empty(204)
-                }
-                None => json_response(200, &answer),
-            }
-        }
+        AuthRoute::Admin(method, user, key) => admin(req, &client, rc, method, user, key).await?,
     };
     // Answers here can hold tokens, keys and personal data: never cached anywhere.
     let _ = response.headers_mut().set("Cache-Control", "no-store");
@@ -312,14 +290,77 @@ async fn logout(req: &Request, client: &AuthClient, rc: &RequestCtx) -> Result<R
     Ok(response)
 }
 
-/// The query string as an object of strings (auth validates and ignores unknown names).
-fn query(req: &Request) -> Result<Value, ApiError> {
-    let url = req.url()?;
-    Ok(Value::Object(
-        url.query_pairs()
-            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
-            .collect(),
-    ))
+/// An admin route: the user (and key) from the path, or the query's parameters as strings
+/// (auth validates them), go in; auth's answer comes back as JS and is passed through as
+/// JSON text: no serde on either side, which keeps the api small.
+async fn admin(
+    req: &Request,
+    client: &AuthClient,
+    rc: &RequestCtx,
+    method: &str,
+    user: Option<&str>,
+    key: Option<&str>,
+) -> Result<Response, ApiError> {
+    use js_sys::{Array, Reflect, JSON};
+    use wasm_bindgen::{JsCast, JsValue};
+    let input = js_sys::Object::new();
+    let set = |k: &str, v: &str| {
+        let _ = Reflect::set(&input, &JsValue::from_str(k), &JsValue::from_str(v));
+    };
+    match user {
+        Some(user) => {
+            set("userId", user);
+            if let Some(key) = key {
+                set("keyId", key);
+            }
+        }
+        None => {
+            for (k, v) in req.url()?.query_pairs() {
+                set(&k, &v);
+            }
+        }
+    }
+    let answer = client.call_raw(method, &rc.rpc_ctx(), input.into()).await?;
+    let field = |o: &JsValue, k: &str| Reflect::get(o, &JsValue::from_str(k)).ok();
+    let take = |k: &str| {
+        let value = field(&answer, k);
+        let _ = Reflect::delete_property(
+            answer.unchecked_ref::<js_sys::Object>(),
+            &JsValue::from_str(k),
+        );
+        value
+    };
+    if take("ok").and_then(|ok| ok.as_bool()) != Some(true) {
+        let error = field(&answer, "error").unwrap_or(JsValue::UNDEFINED);
+        let status = field(&error, "status").and_then(|s| s.as_f64());
+        return refused(Err(Refusal {
+            status: status.map_or(0, |s| s as u16),
+            detail: field(&error, "detail")
+                .and_then(|d| d.as_string())
+                .unwrap_or_default(),
+        }));
+    }
+    // Ended sessions' handles are for this isolate's cache only.
+    if let Some(handles) = take("revoked").filter(JsValue::is_array) {
+        for handle in Array::from(&handles).iter().filter_map(|h| h.as_string()) {
+            identity::session_revoked_here(&handle);
+        }
+    }
+    if let Some(key) = key {
+        identity::api_key_revoked_here(key);
+        return Ok(empty(204));
+    }
+    let body = JSON::stringify(&answer)
+        .ok()
+        .and_then(|b| b.as_string())
+        .ok_or_else(|| ApiError::BadGateway("auth".into()))?;
+    let mut response = Response::builder()
+        .with_status(200)
+        .fixed(body.into_bytes());
+    response
+        .headers_mut()
+        .set("Content-Type", "application/json")?;
+    Ok(response)
 }
 
 fn empty(status: u16) -> Response {
