@@ -21,6 +21,31 @@ const ADMIN_KEY = { "x-api-key": "dev-admin-key" };
 const PASSWORD = "console test password";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Text whose contrast with its background is under 4.5:1 (WCAG AA), as "text: ratio". */
+const lowContrast = (page) => page.evaluate(() => {
+  const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || c[3] > 0) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const out = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !el.getClientRects().length || el.closest(".sr, [hidden]") || getComputedStyle(el).visibility === "hidden") continue;
+    const [a, b] = [lum(rgb(getComputedStyle(el).color)), lum(background(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) out.push(`${el.textContent.trim().slice(0, 30)}: ${ratio.toFixed(2)}`);
+  }
+  return out;
+});
+
 describe("the console in a real browser", { skip: found ? false : `${CHROMIUM} not found: run scripts/ensure-chromium.sh` }, () => {
   let p, browser, origin, port;
   const users = {};
@@ -122,6 +147,7 @@ describe("the console in a real browser", { skip: found ? false : `${CHROMIUM} n
     assert.equal(await page.locator("svg.chart").count(), 3);
     assert.match(await page.locator("#chart-requests svg").getAttribute("aria-label"), /Requests per minute over the last hour: \d+ in all/);
     assert.match(await page.locator("#metrics-source").innerText(), /requests, \d+ errors in the last hour \(source: local-stand-in\)/);
+    assert.deepEqual(await lowContrast(page), [], "Overview: contrast in light");
     await shot(page, "overview-light");
 
     // Routes: a broken entry shows its problems inline; a good one is added.
@@ -138,6 +164,7 @@ describe("the console in a real browser", { skip: found ? false : `${CHROMIUM} n
     await page.getByText("Added newshop.example.").waitFor();
     await page.locator("#route-rows", { hasText: "newshop.example" }).waitFor();
     await page.locator("#audit-rows", { hasText: "newshop.example" }).waitFor();
+    assert.deepEqual(await lowContrast(page), [], "Routes: contrast in light");
     await shot(page, "routes-light");
 
     const visit = await context.newPage();
@@ -171,6 +198,7 @@ describe("the console in a real browser", { skip: found ? false : `${CHROMIUM} n
     ]);
     assert.equal(download.suggestedFilename(), "waitlist-coolstartup.example.csv");
     assert.match(readFileSync(await download.path(), "utf8"), /early@bird\.example/);
+    assert.deepEqual(await lowContrast(page), [], "Waitlist: contrast in light");
     await shot(page, "waitlist-light");
 
     // Keyboard: after a load the skip link is the first stop, and focus is visible on it.
@@ -256,6 +284,7 @@ describe("the console in a real browser", { skip: found ? false : `${CHROMIUM} n
     assert.deepEqual(audit[1].slice(4), ["liveSessions: 2", "liveSessions: 0"]);
     assert.match(audit[0][4], /^keyId: \w{12}, name: console-test-key, prefix: sk_\w{12}$/);
     assert.equal(audit[0][5], "revoked: true");
+    assert.deepEqual(await lowContrast(page), [], "Users and keys: contrast in light");
     await shot(page, "users-audit-light");
 
     // Keyboard only: search again and reach the Manage button with Tab.
@@ -309,6 +338,7 @@ describe("the console in a real browser", { skip: found ? false : `${CHROMIUM} n
     const { context, page, problems } = await open();
     await page.goto(`${origin}/console`);
     await page.getByRole("heading", { name: "Sign in" }).waitFor();
+    assert.deepEqual(await lowContrast(page), [], "sign-in: contrast in light");
     await shot(page, "signin-light");
     await signIn(page, users.plain);
     await page.getByRole("heading", { name: "403: admins only" }).waitFor();
@@ -316,6 +346,7 @@ describe("the console in a real browser", { skip: found ? false : `${CHROMIUM} n
     const status = await page.evaluate(() => fetch("/console/api/routes").then((r) => r.status));
     assert.equal(status, 403);
     assert.equal(await page.locator("#nav").isHidden(), true);
+    assert.deepEqual(await lowContrast(page), [], "403: contrast in light");
     await shot(page, "forbidden-light");
     assert.deepEqual(problems, []);
     await context.close();
@@ -331,15 +362,18 @@ describe("the console in a real browser", { skip: found ? false : `${CHROMIUM} n
       await sleep(200);
       const width = await page.evaluate(() => document.documentElement.scrollWidth);
       assert.ok(width <= 360, `${name}: ${width} px wide at 360`);
+      assert.deepEqual(await lowContrast(page), [], `${name}: contrast in dark`);
       await shot(page, `${name}-dark-360`);
     }
     const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
     assert.equal(bg, "rgb(18, 18, 18)");
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByRole("heading", { name: "Sign in" }).waitFor();
+    assert.deepEqual(await lowContrast(page), [], "sign-in: contrast in dark");
     await shot(page, "signin-dark-360");
     await signIn(page, users.plain);
     await page.getByRole("heading", { name: "403: admins only" }).waitFor();
+    assert.deepEqual(await lowContrast(page), [], "403: contrast in dark");
     await shot(page, "forbidden-dark-360");
     assert.deepEqual(problems, []);
     await context.close();
@@ -422,6 +456,7 @@ describe("the console's Requests page", { skip: found ? false : `${CHROMIUM} not
         const width = await page.evaluate(() => document.documentElement.scrollWidth);
         assert.ok(width <= 360, `${width} px wide at 360`);
       }
+      assert.deepEqual(await lowContrast(page), [], `Requests: contrast (${scheme})`);
       await page.screenshot({ path: path.join(RESULTS, `console-requests-${scheme === "dark" ? "dark-360" : "light"}.png`), fullPage: true });
 
       // A 200 status does not match the 404s; a bad status is shown on its field.
