@@ -84,6 +84,28 @@ describe("admin routes over users", () => {
     assert.equal(ok.headers["cache-control"], "no-store");
   });
 
+  test("auth itself refuses non-admin callers of the admin RPCs (the api is not the only gate)", async () => {
+    const authRpc = await p.mf.getWorker("auth");
+    const ctx = (userId, role) => ({ requestId: "01J00000000000000000000000", traceparent: "", userId, role });
+    const calls = [
+      ["findUsers", { q: "a" }],
+      ["endUserSessions", { userId: plain.id }],
+      ["listUserKeys", { userId: plain.id }],
+      ["revokeUserKey", { userId: plain.id, keyId: "AAAAAAAAAAAA" }],
+      ["listAudit", {}],
+    ];
+    for (const [method, input] of calls) {
+      const asUser = await authRpc[method](ctx(plain.id, "user"), input);
+      assert.deepEqual([asUser.ok, asUser.error?.status], [false, 403], `${method} as a user`);
+      const anonymous = await authRpc[method](ctx(null, null), input);
+      assert.deepEqual([anonymous.ok, anonymous.error?.status], [false, 401], `${method} anonymous`);
+      const shape = await authRpc[method](ctx(admin.id, "admin"), "not an object");
+      assert.deepEqual([shape.ok, shape.error?.status], [false, 400], `${method} with a bad input`);
+    }
+    const asAdmin = await authRpc.listUserKeys(ctx(admin.id, "admin"), { userId: plain.id });
+    assert.deepEqual([asAdmin.ok, asAdmin.userId, asAdmin.keys.length], [true, plain.id, 0]);
+  });
+
   test("validation: bad ids, limits, matches, cursors and bodies are 400 problem+json", async () => {
     const bad = [
       ["GET", "/api/auth/users/not-a-user/keys"],
