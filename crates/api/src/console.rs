@@ -10,7 +10,7 @@ use gateway::access::AccessLevel;
 use gateway::host::Host;
 use gateway::problem::Problem;
 use gateway::router::{route, Route, RouterConfig};
-use gateway::token::Credential;
+use gateway::token::{named_cookie, Credential};
 use worker::{url, Env, Method, Request, Response};
 
 use crate::context::{Identity, RequestCtx};
@@ -31,24 +31,23 @@ pub fn api_route(target: &Route, host: &Host, router: &RouterConfig) -> Option<R
     }
 }
 
-/// The console cookie's value, if the request carries one.
-fn cookie(req: &Request) -> Option<String> {
-    let header = req.headers().get("cookie").ok().flatten()?;
-    header.split(';').find_map(|pair| {
-        let (name, value) = pair.split_once('=')?;
-        (name.trim() == COOKIE).then(|| value.trim().to_string())
-    })
+/// The request's `Cookie` header.
+fn cookies(req: &Request) -> Option<String> {
+    req.headers().get("cookie").ok().flatten()
 }
 
 /// Whether identifying would ask auth (for the limiter's charge before lookups).
 pub fn needs_lookup(req: &Request) -> bool {
-    cookie(req).is_some_and(|id| identity::session_needs_lookup(&id))
+    let header = cookies(req).unwrap_or_default();
+    matches!(named_cookie(&header, COOKIE), Ok(Some(id)) if identity::session_needs_lookup(id))
 }
 
 /// The console's one credential: its cookie (an `Authorization` or `X-API-Key` is ignored).
 pub async fn identify(req: &Request, env: &Env) -> Result<Option<Identity>, ApiError> {
-    let id = cookie(req);
-    identity::identify_credential(env, id.as_deref().map(Credential::Session)).await
+    let header = cookies(req).unwrap_or_default();
+    let id = named_cookie(&header, COOKIE)
+        .map_err(|e| ApiError::Unauthorized(format!("malformed credential: {e}")))?;
+    identity::identify_credential(env, id.map(Credential::Session)).await
 }
 
 /// CSRF and access for the console's API: a state change must come from the console's own

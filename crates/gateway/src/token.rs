@@ -359,13 +359,19 @@ fn is_b64token(t: &str) -> bool {
         })
 }
 
-/// The `session` entry of a `Cookie` header: pairs split at `;`, name and value trimmed, the
-/// first `session` wins, pieces without `=` or a name are skipped. (Hand-written: the `cookie`
-/// crate did the same job but brought the `time` crate, ~20 KiB gzip of the api's budget.)
 fn session_cookie(header: &str) -> Result<Option<&str>, CredentialError> {
+    named_cookie(header, SESSION_COOKIE)
+}
+
+/// The `name` entry of a `Cookie` header (the `session` cookie, the console's): pairs split at
+/// `;`, name and value trimmed, the first `name` wins, pieces without `=` or a name are
+/// skipped; a value that cannot be a credential is `MalformedSession`. (Hand-written: the
+/// `cookie` crate did the same job but brought the `time` crate, ~20 KiB gzip of the api's
+/// budget.)
+pub fn named_cookie<'a>(header: &'a str, name: &str) -> Result<Option<&'a str>, CredentialError> {
     let Some(value) = header.split(';').find_map(|pair| {
-        let (name, value) = pair.split_once('=')?;
-        (name.trim() == SESSION_COOKIE).then(|| value.trim())
+        let (key, value) = pair.split_once('=')?;
+        (key.trim() == name).then(|| value.trim())
     }) else {
         return Ok(None);
     };
@@ -1090,6 +1096,25 @@ mod tests {
             Ok(Some(Credential::Session("01JABC")))
         );
         assert!(session_set_cookie("x", u64::MAX).ends_with(&format!("Max-Age={}", i64::MAX)));
+    }
+
+    #[test]
+    fn named_cookies() {
+        let h = "session=site; console_session=abc";
+        assert_eq!(named_cookie(h, "console_session"), Ok(Some("abc")));
+        assert_eq!(named_cookie(h, "session"), Ok(Some("site")));
+        assert_eq!(
+            named_cookie("xconsole_session=a", "console_session"),
+            Ok(None)
+        );
+        assert_eq!(
+            named_cookie("console_session=a b", "console_session"),
+            Err(CredentialError::MalformedSession)
+        );
+        assert_eq!(
+            named_cookie("console_session=", "console_session"),
+            Err(CredentialError::MalformedSession)
+        );
     }
 
     #[test]
