@@ -10,14 +10,12 @@ use gateway::access::AccessLevel;
 use gateway::host::Host;
 use gateway::problem::Problem;
 use gateway::router::{route, Route, RouterConfig};
-use gateway::token::{named_cookie, Credential};
+use gateway::token::{console_set_cookie, named_cookie, Credential, CONSOLE_COOKIE};
 use worker::{url, Env, Method, Request, Response};
 
 use crate::context::{Identity, RequestCtx};
 use crate::error::{problem_response, ApiError};
 use crate::identity;
-
-pub const COOKIE: &str = "console_session";
 
 /// `/console/api/*` on an API host: the route `/api/*` has there.
 pub fn api_route(target: &Route, host: &Host, router: &RouterConfig) -> Option<Route> {
@@ -39,13 +37,13 @@ fn cookies(req: &Request) -> Option<String> {
 /// Whether identifying would ask auth (for the limiter's charge before lookups).
 pub fn needs_lookup(req: &Request) -> bool {
     let header = cookies(req).unwrap_or_default();
-    matches!(named_cookie(&header, COOKIE), Ok(Some(id)) if identity::session_needs_lookup(id))
+    matches!(named_cookie(&header, CONSOLE_COOKIE), Ok(Some(id)) if identity::session_needs_lookup(id))
 }
 
 /// The console's one credential: its cookie (an `Authorization` or `X-API-Key` is ignored).
 pub async fn identify(req: &Request, env: &Env) -> Result<Option<Identity>, ApiError> {
     let header = cookies(req).unwrap_or_default();
-    let id = named_cookie(&header, COOKIE)
+    let id = named_cookie(&header, CONSOLE_COOKIE)
         .map_err(|e| ApiError::Unauthorized(format!("malformed credential: {e}")))?;
     identity::identify_credential(env, id.map(Credential::Session)).await
 }
@@ -74,13 +72,10 @@ pub fn guard(req: &Request, rc: &RequestCtx) -> Result<(), ApiError> {
     }
 }
 
-/// The console's `Set-Cookie`: `value` for `max_age_secs` (empty and 0 to clear it).
+/// The console's `Set-Cookie` for this request (`Secure` over https).
 pub fn set_cookie(req: &Request, value: &str, max_age_secs: u64) -> String {
     let secure = req.url().is_ok_and(|u| u.scheme() == "https");
-    format!(
-        "{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/console; Max-Age={max_age_secs}{}",
-        if secure { "; Secure" } else { "" }
-    )
+    console_set_cookie(value, max_age_secs, secure)
 }
 
 /// Only same-origin script, style and fetch; no inline code, no framing, no other origins.

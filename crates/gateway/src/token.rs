@@ -405,6 +405,19 @@ pub fn session_clear_cookie() -> String {
     session_set_cookie("", 0)
 }
 
+/// The operators' console's cookie name: its own session, scoped to `/console`.
+pub const CONSOLE_COOKIE: &str = "console_session";
+
+/// The console's `Set-Cookie`: HttpOnly, SameSite=Strict, `Path=/console` (so the browser
+/// sends it to the console's pages and its `/console/api/*` only), `Secure` when the request
+/// came over https. An empty `session` with 0 clears it.
+pub fn console_set_cookie(session: &str, max_age_secs: u64, secure: bool) -> String {
+    format!(
+        "{CONSOLE_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/console; Max-Age={max_age_secs}{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
 /// Constant-time equality for secrets such as `ADMIN_API_KEY`. Both sides are hashed first
 /// so neither the content nor the length of the secret shows in the timing.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -1096,6 +1109,18 @@ mod tests {
             Ok(Some(Credential::Session("01JABC")))
         );
         assert!(session_set_cookie("x", u64::MAX).ends_with(&format!("Max-Age={}", i64::MAX)));
+    }
+
+    #[test]
+    fn console_cookie_values() {
+        assert_eq!(
+            console_set_cookie("abc", 60, true),
+            "console_session=abc; HttpOnly; SameSite=Strict; Path=/console; Max-Age=60; Secure"
+        );
+        assert_eq!(
+            console_set_cookie("", 0, false),
+            "console_session=; HttpOnly; SameSite=Strict; Path=/console; Max-Age=0"
+        );
     }
 
     #[test]
