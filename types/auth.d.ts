@@ -73,6 +73,25 @@ export interface ApiKeyInfo {
   lastUsedAt: string | null;
 }
 
+/** Page sizes are 1..100 (default 20), as a number or a numeric string. */
+export type PageLimit = number | string;
+
+export interface AuditEntry {
+  /** ULID: newest first is descending id. */
+  id: string;
+  at: string;
+  /** The admin's user id (`admin` for the ADMIN_API_KEY). */
+  actor: string;
+  action: "setRole" | "endSessions" | "revokeKey";
+  /** The user changed. */
+  userId: string;
+  keyId: string | null;
+  /** setRole: {role}; endSessions: {liveSessions}; revokeKey: {keyId, name, prefix}. */
+  before: Record<string, unknown> | null;
+  after: Record<string, unknown> | null;
+  requestId: string;
+}
+
 export interface AuthService {
   validateToken(token: string): Promise<Validation>;
   validateApiKey(key: string): Promise<Validation>;
@@ -88,5 +107,16 @@ export interface AuthService {
   revokeApiKey(ctx: Ctx, input: { id: string }): Promise<Refusable<{ id: string }>>;
   /** Admin only (`ctx.role === "admin"`). */
   setRole(ctx: Ctx, input: { userId: string; role: Role }): Promise<Refusable<{ user: AuthUser }>>;
+  // Admin only (`ctx.role === "admin"`; 403 otherwise). User ids are ULIDs, key ids 12
+  // alphanumerics (anything else is 400). Role changes, ended sessions and revoked keys are
+  // audited (listAudit) in the same transaction as the change.
+  /** Emails containing (`match: "substring"`, default) or starting with `q`, case-insensitive, in email order. */
+  findUsers(ctx: Ctx, input: { q?: string; match?: "substring" | "prefix"; limit?: PageLimit; cursor?: string }): Promise<Refusable<{ users: AuthUser[]; nextCursor: string | null }>>;
+  /** Ends every live session of the user; `revoked` are their handles. */
+  endUserSessions(ctx: Ctx, input: { userId: string }): Promise<Refusable<{ userId: string; ended: number; revoked: string[] }>>;
+  listUserKeys(ctx: Ctx, input: { userId: string }): Promise<Refusable<{ userId: string; keys: ApiKeyInfo[] }>>;
+  revokeUserKey(ctx: Ctx, input: { userId: string; keyId: string }): Promise<Refusable<{ id: string }>>;
+  /** Newest first; optionally one user's (`userId`) or one admin's (`actor`) changes. */
+  listAudit(ctx: Ctx, input: { userId?: string; actor?: string; limit?: PageLimit; cursor?: string }): Promise<Refusable<{ items: AuditEntry[]; nextCursor: string | null }>>;
   health(): Promise<{ ok: boolean; service: "auth"; error?: string }>;
 }

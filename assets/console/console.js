@@ -1,28 +1,34 @@
 // The operators' console: a client of the same admin APIs curl uses (/api/auth, /api/routes,
-// /api/waitlist, /health). Signs in with email and password through /api/auth/login and sends
-// the returned token as a Bearer credential, kept in this tab's sessionStorage only. Every
-// value from the server is put into the page as text (never as HTML).
+// /api/waitlist, /api/metrics), called through the console's own prefix: /console/api/* is
+// /api/* with the console's session cookie (HttpOnly, SameSite=Strict, Path=/console) as the
+// credential, so script never holds a token, and the server refuses any change whose Origin
+// is not this page's. Every value from the server is put into the page as text (never HTML).
 "use strict";
 
-const TOKEN_KEY = "console.token";
 const $ = (id) => document.getElementById(id);
-const PAGES = ["overview", "routes", "users", "waitlist"];
+const PAGES = ["overview", "routes", "users", "waitlist", "requests"];
 let me = null;
 let healthTimer = null;
 let routeCursor = null;
+let userCursor = null;
+let userAuditCursor = null;
+let selected = null;
+let requestCursor = null;
+// Each listing's latest load: an answer to an older one (a filter changed meanwhile) is dropped.
+const generation = { users: 0, audit: 0, requests: 0 };
 
-function token() { return sessionStorage.getItem(TOKEN_KEY); }
-
+/** `path` is an /api/ path (sent through /console/api/) or another same-origin path. */
 async function api(method, path, body, accept = "application/json") {
   const headers = { accept };
-  const t = token();
-  if (t) headers.authorization = `Bearer ${t}`;
   if (body !== undefined) headers["content-type"] = "application/json";
-  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "omit" });
+  const url = path.startsWith("/api/") ? `/console${path}` : path;
+  const res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin" });
   const type = res.headers.get("content-type") || "";
   const data = type.includes("json") ? await res.json().catch(() => null) : await res.text();
   return { status: res.status, ok: res.ok, data };
 }
+
+const detail = (res) => (res.data && res.data.detail) || `HTTP ${res.status}`;
 
 function say(text) { $("status").textContent = text; }
 
@@ -64,26 +70,24 @@ async function signIn(event) {
   $("signin-error").textContent = "";
   const res = await api("POST", "/api/auth/login", { email: $("email").value.trim(), password: $("password").value });
   if (!res.ok) {
-    $("signin-error").textContent = res.status === 401 ? "Wrong email or password." : `Sign-in failed (${res.status}).`;
+    $("signin-error").textContent = res.status === 401 ? "Wrong email or password." : `Sign-in failed (${detail(res)}).`;
     return;
   }
-  sessionStorage.setItem(TOKEN_KEY, res.data.token);
   $("password").value = "";
   await start();
 }
 
 async function signOut() {
   await api("POST", "/api/auth/logout");
-  sessionStorage.removeItem(TOKEN_KEY);
   me = null;
+  selected = null;
   await start();
 }
 
 async function start() {
   clearInterval(healthTimer);
-  const signedIn = token() ? await api("GET", "/api/auth/me") : { ok: false };
+  const signedIn = await api("GET", "/api/auth/me");
   me = signedIn.ok ? signedIn.data.user : null;
-  if (!me) sessionStorage.removeItem(TOKEN_KEY);
   $("who").textContent = me ? `Signed in as ${me.email}` : "";
   $("signout").hidden = !me;
   $("nav").hidden = !(me && me.role === "admin");
@@ -102,8 +106,9 @@ async function navigate() {
     healthTimer = setInterval(() => { loadHealth(); loadMetrics(); }, 10_000);
   }
   if (page === "routes") { await loadRoutes(true); await loadAudit(); }
-  if (page === "users") await loadKeys();
+  if (page === "users") { await loadUsers(true); await loadUserAudit(true); }
   if (page === "waitlist") await loadWaitlist();
+  if (page === "requests") await loadRequests(true);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -254,31 +259,92 @@ async function loadAudit() {
 // ------------------------------------------------------------------------------------------
 // Users and keys
 
+async function loadUsers(fresh) {
+  if (fresh) userCursor = null;
+  const params = new URLSearchParams({ q: $("user-q").value.trim(), match: $("user-match").value, limit: "20" });
+  if (userCursor) params.set("cursor", userCursor);
+  const gen = ++generation.users;
+  const res = await api("GET", `/api/auth/users?${params}`);
+  if (gen !== generation.users) return;
+  if (fresh) $("user-rows").replaceChildren();
+  if (!res.ok) { say(`Users: ${detail(res)}`); return; }
+  for (const u of res.data.users) {
+    $("user-rows").append(row([el("span", u.email, { class: "mono" }), u.role, u.createdAt || "",
+      button("Manage", () => selectUser(u), { "aria-label": `Manage ${u.email}` })]));
+  }
+  if (fresh && !res.data.users.length) $("user-rows").append(row(["No users match", "", "", ""]));
+  userCursor = res.data.nextCursor;
+  $("user-more").hidden = !userCursor;
+}
+
+async function selectUser(u) {
+  selected = u;
+  $("user-detail").hidden = false;
+  $("user-detail-h").textContent = `User ${u.email}`;
+  $("user-id").textContent = u.id;
+  $("role-role").value = u.role;
+  $("user-result").textContent = "";
+  $("user-detail-h").focus();
+  await loadKeys();
+}
+
 async function changeRole(event) {
   event.preventDefault();
-  const id = $("role-user").value.trim();
-  if (!id) { $("role-result").textContent = "A user id is required."; $("role-user").setAttribute("aria-invalid", "true"); return; }
-  $("role-user").removeAttribute("aria-invalid");
-  const res = await api("PUT", `/api/auth/users/${encodeURIComponent(id)}/role`, { role: $("role-role").value });
-  $("role-result").textContent = res.ok ? `${id} is now ${$("role-role").value}.` : `Failed: ${(res.data && res.data.detail) || res.status}`;
+  if (!selected) return;
+  const role = $("role-role").value;
+  const res = await api("PUT", `/api/auth/users/${encodeURIComponent(selected.id)}/role`, { role });
+  if (res.ok) selected.role = res.data.user.role;
+  $("user-result").textContent = res.ok ? `${selected.email} is now ${res.data.user.role}.` : `Role change failed: ${detail(res)}`;
+  await Promise.all([loadUsers(true), loadUserAudit(true)]);
+}
+
+async function endSessions() {
+  if (!selected || !confirm(`End every session of ${selected.email}?`)) return;
+  const res = await api("DELETE", `/api/auth/users/${encodeURIComponent(selected.id)}/sessions`);
+  $("user-result").textContent = res.ok
+    ? `Ended ${res.data.ended} session${res.data.ended === 1 ? "" : "s"} of ${selected.email}.`
+    : `Ending sessions failed: ${detail(res)}`;
+  await loadUserAudit(true);
 }
 
 async function loadKeys() {
-  const res = await api("GET", "/api/auth/keys");
   const rows = $("key-rows");
   rows.replaceChildren();
-  if (!res.ok) return;
+  const res = await api("GET", `/api/auth/users/${encodeURIComponent(selected.id)}/keys`);
+  if (!res.ok) { rows.append(row([`Keys: ${detail(res)}`, "", "", "", ""])); return; }
   for (const k of res.data.keys) {
-    rows.append(row([k.name, el("span", k.prefix, { class: "mono" }), k.createdAt, button("Revoke", () => revokeKey(k), { class: "secondary", "aria-label": `Revoke key ${k.name}` })]));
+    rows.append(row([k.name, el("span", k.prefix, { class: "mono" }), k.createdAt, k.lastUsedAt || "never",
+      button("Revoke", () => revokeKey(k), { class: "secondary", "aria-label": `Revoke key ${k.name}` })]));
   }
-  if (!res.data.keys.length) rows.append(row(["No keys", "", "", ""]));
+  if (!res.data.keys.length) rows.append(row(["No active keys", "", "", "", ""]));
 }
 
 async function revokeKey(k) {
-  if (!confirm(`Revoke the key ${k.name}?`)) return;
-  const res = await api("DELETE", `/api/auth/keys/${encodeURIComponent(k.id)}`);
-  say(res.status === 204 ? `Revoked ${k.name}.` : `Revoke failed (${res.status}).`);
-  await loadKeys();
+  if (!confirm(`Revoke the key ${k.name} of ${selected.email}?`)) return;
+  const res = await api("DELETE", `/api/auth/users/${encodeURIComponent(selected.id)}/keys/${encodeURIComponent(k.id)}`);
+  $("user-result").textContent = res.status === 204 ? `Revoked ${k.name}.` : `Revoke failed: ${detail(res)}`;
+  await Promise.all([loadKeys(), loadUserAudit(true)]);
+}
+
+/** An audit `before`/`after` object as "name: value" pairs. */
+const compact = (v) => (v ? Object.entries(v).map(([k, x]) => `${k}: ${typeof x === "string" ? x : JSON.stringify(x)}`).join(", ") : "");
+
+async function loadUserAudit(fresh) {
+  if (fresh) userAuditCursor = null;
+  const params = new URLSearchParams({ limit: "20" });
+  if (userAuditCursor) params.set("cursor", userAuditCursor);
+  const gen = ++generation.audit;
+  const res = await api("GET", `/api/auth/audit?${params}`);
+  if (gen !== generation.audit) return;
+  if (fresh) $("user-audit-rows").replaceChildren();
+  if (!res.ok) { say(`Audit: ${detail(res)}`); return; }
+  for (const a of res.data.items) {
+    $("user-audit-rows").append(row([a.at, el("span", a.actor, { class: "mono" }), a.action + (a.keyId ? ` ${a.keyId}` : ""),
+      el("span", a.userId, { class: "mono" }), el("span", compact(a.before), { class: "pairs" }), el("span", compact(a.after), { class: "pairs" })]));
+  }
+  if (fresh && !res.data.items.length) $("user-audit-rows").append(row(["No changes yet", "", "", "", "", ""]));
+  userAuditCursor = res.data.nextCursor;
+  $("user-audit-more").hidden = !userAuditCursor;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -320,6 +386,45 @@ async function exportCsv(domain) {
 }
 
 // ------------------------------------------------------------------------------------------
+// Requests (the api's request lines, from /api/logs)
+
+const REQUEST_FILTERS = [["req-status", "status"], ["req-host", "host"], ["req-path", "path"]];
+
+async function loadRequests(fresh) {
+  const errors = $("req-errors");
+  errors.textContent = "";
+  for (const [id] of REQUEST_FILTERS) $(id).removeAttribute("aria-invalid");
+  if (fresh) requestCursor = null;
+  const params = new URLSearchParams({ worker: "api", message: "request", limit: "50" });
+  for (const [id, name] of REQUEST_FILTERS) {
+    const value = $(id).value.trim();
+    if (value) params.set(name, value);
+  }
+  if (requestCursor) params.set("cursor", requestCursor);
+  const gen = ++generation.requests;
+  const res = await api("GET", `/api/logs?${params}`);
+  if (gen !== generation.requests) return;
+  if (fresh) $("req-rows").replaceChildren();
+  if (!res.ok) {
+    errors.textContent = detail(res);
+    const bad = REQUEST_FILTERS.find(([, name]) => errors.textContent.includes(name));
+    if (bad && res.status === 400) $(bad[0]).setAttribute("aria-invalid", "true");
+    return;
+  }
+  for (const r of res.data.items) {
+    const status = el("span", r.status, { class: r.status >= 500 ? "down" : "" });
+    const at = new Date(r.ts).toISOString();
+    $("req-rows").append(row([el("time", `${at.slice(11, 23)}Z`, { datetime: at, title: at }), r.method, el("span", r.host, { class: "mono" }),
+      el("span", r.path, { class: "mono" }), status, r.durationMs, el("span", r.requestId, { class: "mono" })]));
+  }
+  if (fresh && !res.data.items.length) $("req-rows").append(row(["No requests match", "", "", "", "", "", ""]));
+  requestCursor = res.data.nextCursor;
+  $("req-more").hidden = !requestCursor;
+  const s = res.data.scanned || {};
+  $("req-scanned").textContent = `This page read ${s.objects ?? 0} log object${s.objects === 1 ? "" : "s"}.`;
+}
+
+// ------------------------------------------------------------------------------------------
 
 document.addEventListener("DOMContentLoaded", () => {
   $("signin-form").addEventListener("submit", signIn);
@@ -328,6 +433,12 @@ document.addEventListener("DOMContentLoaded", () => {
   $("route-more").addEventListener("click", () => loadRoutes(false));
   $("route-form").addEventListener("submit", saveRoute);
   $("role-form").addEventListener("submit", changeRole);
+  $("user-search").addEventListener("submit", (e) => { e.preventDefault(); loadUsers(true); });
+  $("user-more").addEventListener("click", () => loadUsers(false));
+  $("end-sessions").addEventListener("click", endSessions);
+  $("user-audit-more").addEventListener("click", () => loadUserAudit(false));
+  $("req-filter").addEventListener("submit", (e) => { e.preventDefault(); loadRequests(true); });
+  $("req-more").addEventListener("click", () => loadRequests(false));
   window.addEventListener("hashchange", navigate);
   start();
 });

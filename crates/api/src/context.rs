@@ -87,6 +87,8 @@ pub struct RequestCtx {
     /// A session cookie was rejected: the response tells the browser to drop it, so a dead
     /// cookie cannot lock its owner out of `/login`.
     pub clear_session_cookie: bool,
+    /// Through the console's API prefix (`/console/api/*`): its cookie is the credential.
+    pub console: bool,
 }
 
 impl RequestCtx {

@@ -77,6 +77,14 @@ pub async fn identify(
         )
     }
     .map_err(|e| ApiError::Unauthorized(format!("malformed credential: {e}")))?;
+    identify_credential(env, presented).await
+}
+
+/// The identity behind one credential (the console's cookie comes here as a session).
+pub async fn identify_credential(
+    env: &Env,
+    presented: Option<Credential<'_>>,
+) -> Result<Option<Identity>, ApiError> {
     match presented {
         None => Ok(None),
         Some(Credential::Bearer(token)) => token_identity(env, token).await.map(Some),
@@ -481,6 +489,13 @@ pub fn needs_lookup(req: &Request, env: &Env) -> bool {
     };
     let now = now_ms();
     MEMORY.with(|m| cached_answer(&mut m.borrow_mut(), &cache_key, now).is_none())
+}
+
+/// [`needs_lookup`] for a session id presented some other way (the console's cookie).
+pub fn session_needs_lookup(id: &str) -> bool {
+    let now = now_ms();
+    is_session_id(id)
+        && MEMORY.with(|m| cached_answer(&mut m.borrow_mut(), &session_handle(id), now).is_none())
 }
 
 fn to_validated(validation: Validation, via: CredentialKind) -> Option<Validated> {

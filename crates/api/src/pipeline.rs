@@ -73,6 +73,7 @@ fn begin(req: &Request) -> RequestCtx {
         limiter_failure: None,
         log_error: None,
         clear_session_cookie: false,
+        console: false,
     }
 }
 
@@ -116,6 +117,10 @@ async fn run(
             target = route(&host, &rc.path, &config.router, Some(&table));
         }
     }
+    if let Some(inner) = console::api_route(&target, &host, &config.router) {
+        target = inner;
+        rc.console = true;
+    }
     rc.route = Some(target.clone());
 
     // identify: as the route's class says (`gateway::passthrough::identification`). An
@@ -124,20 +129,29 @@ async fn run(
     // forwarding routes (`/mcp/*`, webhooks) only a credential in our format is ours.
     let mut address_charged = false;
     let identified = match identification(&target) {
-        Identification::Skip => Ok(None),
+        Identification::Skip if !rc.console => Ok(None),
         how => {
             // A credential this isolate has not seen costs the address a unit first, so a
             // flood of made-up keys or session ids is refused here, never looked up.
-            if identity::needs_lookup(req, env) {
+            let lookup = if rc.console {
+                console::needs_lookup(req)
+            } else {
+                identity::needs_lookup(req, env)
+            };
+            if lookup {
                 limiter::charge_address(env, rc).await?;
                 address_charged = true;
             }
-            identity::identify(req, env, how).await
+            if rc.console {
+                console::identify(req, env).await
+            } else {
+                identity::identify(req, env, how).await
+            }
         }
     };
     match &identified {
         Ok(identity) => rc.identity = identity.clone(),
-        Err(_) => rc.clear_session_cookie = presents_only_session_cookie(req),
+        Err(_) => rc.clear_session_cookie = rc.console || presents_only_session_cookie(req),
     }
 
     // A JSON-RPC batch is N units of work for the services, so it costs N units; its body
@@ -158,6 +172,9 @@ async fn run(
         limiter::limit(env, rc, cost).await?;
     }
     identified?;
+    if rc.console {
+        console::guard(req, rc)?;
+    }
 
     // Tenants and forwarded services answer their own preflights and HEADs.
     let platform = Traffic::of(&target) == Traffic::Platform;
@@ -338,7 +355,12 @@ fn decorate(response: &mut Response, req: &Request, rc: &RequestCtx, config: &Co
         }
     }
     if rc.clear_session_cookie {
-        let _ = headers.append("Set-Cookie", &gateway::token::session_clear_cookie());
+        let clear = if rc.console {
+            console::set_cookie(req, "", 0)
+        } else {
+            gateway::token::session_clear_cookie()
+        };
+        let _ = headers.append("Set-Cookie", &clear);
     }
     // Platform CORS on platform routes only: elsewhere every Access-Control-* is the upstream's.
     if platform_traffic(rc) {

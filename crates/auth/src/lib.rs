@@ -126,6 +126,64 @@ pub async fn set_role(ctx: JsValue, input: JsValue) -> Result<JsValue, JsValue> 
     .await
 }
 
+// Admin only (ctx.role must be admin; 403 otherwise).
+
+#[wasm_bindgen(js_name = findUsers)]
+pub async fn find_users(ctx: JsValue, input: JsValue) -> Result<JsValue, JsValue> {
+    let ctx = decode_ctx(ctx);
+    let input = decode_input(
+        input,
+        "findUsers takes {q?, match?, limit?, cursor?} (strings; limit a number or string)",
+    );
+    refusable("findUsers", ctx.as_ref().ok().cloned(), async move {
+        service::find_users(&ctx?, input?).await
+    })
+    .await
+}
+
+#[wasm_bindgen(js_name = endUserSessions)]
+pub async fn end_user_sessions(ctx: JsValue, input: JsValue) -> Result<JsValue, JsValue> {
+    let ctx = decode_ctx(ctx);
+    let input = decode_input(input, "endUserSessions takes {userId} (a string)");
+    refusable("endUserSessions", ctx.as_ref().ok().cloned(), async move {
+        service::end_user_sessions(&ctx?, input?).await
+    })
+    .await
+}
+
+#[wasm_bindgen(js_name = listUserKeys)]
+pub async fn list_user_keys(ctx: JsValue, input: JsValue) -> Result<JsValue, JsValue> {
+    let ctx = decode_ctx(ctx);
+    let input = decode_input(input, "listUserKeys takes {userId} (a string)");
+    refusable("listUserKeys", ctx.as_ref().ok().cloned(), async move {
+        service::list_user_keys(&ctx?, input?).await
+    })
+    .await
+}
+
+#[wasm_bindgen(js_name = revokeUserKey)]
+pub async fn revoke_user_key(ctx: JsValue, input: JsValue) -> Result<JsValue, JsValue> {
+    let ctx = decode_ctx(ctx);
+    let input = decode_input(input, "revokeUserKey takes {userId, keyId} (strings)");
+    refusable("revokeUserKey", ctx.as_ref().ok().cloned(), async move {
+        service::revoke_user_key(&ctx?, input?).await
+    })
+    .await
+}
+
+#[wasm_bindgen(js_name = listAudit)]
+pub async fn list_audit(ctx: JsValue, input: JsValue) -> Result<JsValue, JsValue> {
+    let ctx = decode_ctx(ctx);
+    let input = decode_input(
+        input,
+        "listAudit takes {userId?, actor?, limit?, cursor?} (strings; limit a number or string)",
+    );
+    refusable("listAudit", ctx.as_ref().ok().cloned(), async move {
+        service::list_audit(&ctx?, input?).await
+    })
+    .await
+}
+
 // ---------------------------------------------------------------------------------------
 // Decoding: arguments come from other workers, so bad shapes are refusals (400), never
 // panics. Messages name the expected shape and never echo a value (it may be a password).

@@ -13,9 +13,11 @@ use gateway::token::{
 };
 use gateway::waitlist::normalize_email;
 use rpc::auth::{
-    revoked_session_key, user_role_key, ApiKeyInfo, AuthUser, CreateKeyInput, CreatedKey, KeyList,
-    LoginAnswer, LoginInput, LogoutAnswer, LogoutInput, Refusal, RevokeKeyInput, RevokedKey,
-    SetRoleInput, SignupInput, UserAnswer, Validation,
+    is_key_id, is_user_id, page_limit, revoked_session_key, user_role_key, ApiKeyInfo, AuditEntry,
+    AuditInput, AuditPage, AuthUser, CreateKeyInput, CreatedKey, EndedSessions, FindUsersInput,
+    KeyList, LoginAnswer, LoginInput, LogoutAnswer, LogoutInput, Refusal, RevokeKeyInput,
+    RevokeUserKeyInput, RevokedKey, SetRoleInput, SignupInput, UserAnswer, UserIdInput, UserKeys,
+    UserPage, Validation,
 };
 use rpc::Ctx;
 use worker::D1Database;
@@ -23,8 +25,8 @@ use worker::D1Database;
 use crate::crypto::{pbkdf2_sha256, random};
 use crate::error::{Failure, Fault, Outcome};
 use crate::store::{
-    self, all, first, number, opt_text, text, write, Credentials, KeyInfoRow, KeyRow, SessionRow,
-    UserRow, USER_COLUMNS,
+    self, all, batch, changes, first, number, opt_text, rows, statement, text, write, AuditRow,
+    Credentials, KeyInfoRow, KeyRow, SessionRow, UserRow, USER_COLUMNS,
 };
 
 /// Sessions (the cookie) last a week; access tokens an hour, never past their session.
@@ -457,43 +459,42 @@ pub async fn create_api_key(ctx: &Ctx, input: CreateKeyInput) -> Outcome<Created
 pub async fn list_api_keys(ctx: &Ctx) -> Outcome<KeyList> {
     let user_id = caller(ctx)?;
     let db = store::database()?;
-    let rows: Vec<KeyInfoRow> = all(
-        &db,
-        "SELECT id, name, prefix, created_at, last_used_at FROM api_keys \
-         WHERE user_id = ?1 AND revoked_at IS NULL ORDER BY created_at, id",
-        &[text(user_id)],
-    )
-    .await?;
     Ok(KeyList {
-        keys: rows
-            .into_iter()
-            .map(|r| ApiKeyInfo {
-                id: r.id,
-                name: r.name,
-                prefix: r.prefix,
-                created_at: r.created_at,
-                last_used_at: r.last_used_at,
-            })
-            .collect(),
+        keys: active_keys(&db, user_id).await?,
     })
 }
 
 pub async fn revoke_api_key(ctx: &Ctx, input: RevokeKeyInput) -> Outcome<RevokedKey> {
     let user_id = caller(ctx)?;
     let db = store::database()?;
-    // Another user's key answers exactly like a missing one.
-    let changed = write(
+    let now = iso(now_ms());
+    let admin = number(if caller_is_admin(ctx) { 1.0 } else { 0.0 });
+    // An admin revoking someone else's key is audited, in the same transaction.
+    let audit = statement(
         &db,
-        "UPDATE api_keys SET revoked_at = ?3 \
-         WHERE id = ?1 AND revoked_at IS NULL AND (user_id = ?2 OR ?4 = 1)",
+        &format!(
+            "INSERT INTO audit ({AUDIT_COLUMNS}) SELECT ?5, ?3, ?2, 'revokeKey', user_id, id, \
+             {KEY_JSON}, json_object('revoked', json('true')), ?6 FROM api_keys \
+             WHERE id = ?1 AND revoked_at IS NULL AND user_id <> ?2 AND ?4 = 1"
+        ),
         &[
             text(&input.id),
             text(user_id),
-            text(&iso(now_ms())),
-            number(if caller_is_admin(ctx) { 1.0 } else { 0.0 }),
+            text(&now),
+            admin.clone(),
+            text(&audit_id()?),
+            text(&ctx.request_id),
         ],
-    )
-    .await?;
+    )?;
+    // Another user's key answers exactly like a missing one.
+    let revoke = statement(
+        &db,
+        "UPDATE api_keys SET revoked_at = ?3 \
+         WHERE id = ?1 AND revoked_at IS NULL AND (user_id = ?2 OR ?4 = 1)",
+        &[text(&input.id), text(user_id), text(&now), admin],
+    )?;
+    let results = batch(&db, vec![audit, revoke]).await?;
+    let changed = results.get(1).map(changes).transpose()?.unwrap_or(0);
     if changed == 0 {
         return refuse(404, "no such API key");
     }
@@ -522,7 +523,7 @@ pub async fn set_role(ctx: &Ctx, input: SetRoleInput) -> Outcome<UserAnswer> {
         put_revocation_record(&key, role).await?;
     } else if role == token::ROLE_USER {
         put_revocation_record(&key, role).await?;
-        if let Err(fault) = store_role(&db, &user.id, role).await {
+        if let Err(fault) = store_role(&db, ctx, &user.id, role).await {
             if let Err(undo) = put_revocation_record(&key, &user.role).await {
                 // Tokens stay restricted below what D1 holds: safe, and a retry finishes it.
                 warn("setRole: restoring the role record failed", &undo.0);
@@ -530,7 +531,7 @@ pub async fn set_role(ctx: &Ctx, input: SetRoleInput) -> Outcome<UserAnswer> {
             return Err(fault.into());
         }
     } else {
-        store_role(&db, &user.id, role).await?;
+        store_role(&db, ctx, &user.id, role).await?;
         // D1 holds the higher role; if the record cannot follow, tokens keep granting less
         // (safe) and the caller is told to retry: the retry (same role) writes the record.
         put_revocation_record(&key, role).await?;
@@ -541,13 +542,337 @@ pub async fn set_role(ctx: &Ctx, input: SetRoleInput) -> Outcome<UserAnswer> {
     })
 }
 
-async fn store_role(db: &D1Database, user_id: &str, role: &str) -> Result<usize, Fault> {
-    write(
+/// The role change and its audit row, one transaction; `before` is read inside it.
+async fn store_role(db: &D1Database, ctx: &Ctx, user_id: &str, role: &str) -> Result<(), Fault> {
+    let now = iso(now_ms());
+    let audit = statement(
+        db,
+        &format!(
+            "INSERT INTO audit ({AUDIT_COLUMNS}) SELECT ?4, ?3, ?5, 'setRole', id, NULL, \
+             json_object('role', role), json_object('role', ?2), ?6 FROM users \
+             WHERE id = ?1 AND role <> ?2"
+        ),
+        &[
+            text(user_id),
+            text(role),
+            text(&now),
+            text(&audit_id()?),
+            text(actor(ctx)),
+            text(&ctx.request_id),
+        ],
+    )?;
+    let update = statement(
         db,
         "UPDATE users SET role = ?2, updated_at = ?3 WHERE id = ?1",
-        &[text(user_id), text(role), text(&iso(now_ms()))],
+        &[text(user_id), text(role), text(&now)],
+    )?;
+    batch(db, vec![audit, update]).await.map(drop)
+}
+
+// ---------------------------------------------------------------------------------------
+// Admin: finding users, ending a user's sessions, another user's keys, the audit trail.
+// Every change here writes its audit row in the same D1 batch as the change itself.
+
+const AUDIT_COLUMNS: &str = "id, at, actor, action, user_id, key_id, before, after, request_id";
+/// A key as the audit shows it (never its hash).
+const KEY_JSON: &str = "json_object('keyId', id, 'name', name, 'prefix', prefix)";
+const MAX_QUERY_CHARS: usize = 254;
+
+fn admin(ctx: &Ctx) -> Outcome<()> {
+    caller(ctx)?;
+    if !caller_is_admin(ctx) {
+        return refuse(403, "only an admin can do this");
+    }
+    Ok(())
+}
+
+/// The admin's user id as the audit records it (`admin` for the ADMIN_API_KEY).
+fn actor(ctx: &Ctx) -> &str {
+    ctx.user_id.as_deref().unwrap_or("unknown")
+}
+
+/// A ULID: audit rows sort by time.
+fn audit_id() -> Result<String, Fault> {
+    let entropy = random::<16>().map_err(|e| Fault(e.to_string()))?;
+    Ok(ulid::Ulid::from_parts(now_ms() as u64, u128::from_be_bytes(entropy)).to_string())
+}
+
+fn limit_of(limit: Option<&serde_json::Value>) -> Outcome<usize> {
+    page_limit(limit).or_else(|why| refuse(400, why))
+}
+
+fn user_id_of(id: &str) -> Outcome<&str> {
+    if is_user_id(id) {
+        Ok(id)
+    } else {
+        refuse(400, "userId is not a user id (a ULID)")
+    }
+}
+
+async fn existing_user(db: &D1Database, id: &str) -> Outcome<UserRow> {
+    match user_by_id(db, id).await? {
+        Some(user) => Ok(user),
+        None => refuse(404, "no such user"),
+    }
+}
+
+pub async fn find_users(ctx: &Ctx, input: FindUsersInput) -> Outcome<UserPage> {
+    admin(ctx)?;
+    let limit = limit_of(input.limit.as_ref())?;
+    let q = input.q.as_deref().unwrap_or("").trim().to_lowercase();
+    if q.chars().count() > MAX_QUERY_CHARS || q.chars().any(char::is_control) {
+        return refuse(
+            400,
+            "q must be at most 254 characters, without control characters",
+        );
+    }
+    let prefix = match input.mode.as_deref() {
+        None | Some("substring") => false,
+        Some("prefix") => true,
+        Some(_) => return refuse(400, "match must be \"substring\" or \"prefix\""),
+    };
+    if let Some(c) = input.cursor.as_deref() {
+        if c.is_empty() || c.len() > MAX_QUERY_CHARS {
+            return refuse(400, "cursor is not a cursor from this listing");
+        }
+    }
+    let matcher = if prefix {
+        "substr(u.email, 1, length(?1)) = ?1"
+    } else {
+        "instr(u.email, ?1) > 0"
+    };
+    let db = store::database()?;
+    let mut found: Vec<UserRow> = all(
+        &db,
+        &format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE {matcher} AND (?2 IS NULL OR u.email > ?2) \
+             ORDER BY u.email LIMIT ?3"
+        ),
+        &[
+            text(&q),
+            opt_text(input.cursor.as_deref()),
+            number((limit + 1) as f64),
+        ],
     )
-    .await
+    .await?;
+    let next_cursor = if found.len() > limit {
+        found.truncate(limit);
+        found.last().map(|u| u.email.clone())
+    } else {
+        None
+    };
+    Ok(UserPage {
+        users: found.into_iter().map(user_of).collect(),
+        next_cursor,
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct Handle {
+    handle: String,
+    created_at: String,
+}
+
+/// Sessions whose access tokens may still be alive need a KV record (tokens are checked in
+/// the api against KV, not D1); older ones are dead for tokens already, and their cookies are
+/// validated against D1.
+async fn revoke_tokens_of(handles: &[Handle]) -> Result<(), Fault> {
+    let horizon = now_ms() - (REVOCATION_TTL_SECS as f64) * 1000.0;
+    for h in handles {
+        let created = js_sys::Date::parse(&h.created_at);
+        if !created.is_finite() || created >= horizon {
+            put_revocation_record(&revoked_session_key(&h.handle), "1").await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn end_user_sessions(ctx: &Ctx, input: UserIdInput) -> Outcome<EndedSessions> {
+    admin(ctx)?;
+    let user_id = user_id_of(&input.user_id)?;
+    let db = store::database()?;
+    existing_user(&db, user_id).await?;
+    let now_s = number(now_secs() as f64);
+    let live: Vec<Handle> = all(
+        &db,
+        "SELECT handle, created_at FROM sessions \
+         WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2",
+        &[text(user_id), now_s.clone()],
+    )
+    .await?;
+    // KV first (as logout): if D1 then fails, tokens are dead already and a retry finishes.
+    revoke_tokens_of(&live).await?;
+    let now = iso(now_ms());
+    let audit = statement(
+        &db,
+        &format!(
+            "INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?3, ?4, ?5, 'endSessions', ?1, NULL, \
+             json_object('liveSessions', (SELECT COUNT(*) FROM sessions \
+               WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2)), \
+             json_object('liveSessions', 0), ?6)"
+        ),
+        &[
+            text(user_id),
+            now_s.clone(),
+            text(&audit_id()?),
+            text(&now),
+            text(actor(ctx)),
+            text(&ctx.request_id),
+        ],
+    )?;
+    let end = statement(
+        &db,
+        "UPDATE sessions SET revoked_at = ?3 \
+         WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2 \
+         RETURNING handle, created_at",
+        &[text(user_id), now_s, text(&now)],
+    )?;
+    let results = batch(&db, vec![audit, end]).await?;
+    let ended: Vec<Handle> = match results.get(1) {
+        Some(r) => rows(r)?,
+        None => Vec::new(),
+    };
+    // A session created between the read and the batch: its tokens get their record too.
+    let late: Vec<Handle> = ended
+        .iter()
+        .filter(|e| !live.iter().any(|l| l.handle == e.handle))
+        .map(|e| Handle {
+            handle: e.handle.clone(),
+            created_at: e.created_at.clone(),
+        })
+        .collect();
+    revoke_tokens_of(&late).await?;
+    Ok(EndedSessions {
+        user_id: user_id.to_string(),
+        ended: ended.len() as u64,
+        revoked: ended.into_iter().map(|e| e.handle).collect(),
+    })
+}
+
+pub async fn list_user_keys(ctx: &Ctx, input: UserIdInput) -> Outcome<UserKeys> {
+    admin(ctx)?;
+    let user_id = user_id_of(&input.user_id)?;
+    let db = store::database()?;
+    existing_user(&db, user_id).await?;
+    let keys = active_keys(&db, user_id).await?;
+    Ok(UserKeys {
+        user_id: user_id.to_string(),
+        keys,
+    })
+}
+
+async fn active_keys(db: &D1Database, user_id: &str) -> Result<Vec<ApiKeyInfo>, Fault> {
+    let rows: Vec<KeyInfoRow> = all(
+        db,
+        "SELECT id, name, prefix, created_at, last_used_at FROM api_keys \
+         WHERE user_id = ?1 AND revoked_at IS NULL ORDER BY created_at, id",
+        &[text(user_id)],
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ApiKeyInfo {
+            id: r.id,
+            name: r.name,
+            prefix: r.prefix,
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+        })
+        .collect())
+}
+
+pub async fn revoke_user_key(ctx: &Ctx, input: RevokeUserKeyInput) -> Outcome<RevokedKey> {
+    admin(ctx)?;
+    let user_id = user_id_of(&input.user_id)?;
+    if !is_key_id(&input.key_id) {
+        return refuse(400, "keyId is not an API key id (12 letters and digits)");
+    }
+    let db = store::database()?;
+    let now = iso(now_ms());
+    let args = [
+        text(&input.key_id),
+        text(user_id),
+        text(&now),
+        text(&audit_id()?),
+        text(actor(ctx)),
+        text(&ctx.request_id),
+    ];
+    let audit = statement(
+        &db,
+        &format!(
+            "INSERT INTO audit ({AUDIT_COLUMNS}) SELECT ?4, ?3, ?5, 'revokeKey', user_id, id, \
+             {KEY_JSON}, json_object('revoked', json('true')), ?6 FROM api_keys \
+             WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL"
+        ),
+        &args,
+    )?;
+    let revoke = statement(
+        &db,
+        "UPDATE api_keys SET revoked_at = ?3 WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
+        &args[..3],
+    )?;
+    let results = batch(&db, vec![audit, revoke]).await?;
+    if results.get(1).map(changes).transpose()?.unwrap_or(0) == 0 {
+        return refuse(404, "this user has no such active API key");
+    }
+    Ok(RevokedKey { id: input.key_id })
+}
+
+pub async fn list_audit(ctx: &Ctx, input: AuditInput) -> Outcome<AuditPage> {
+    admin(ctx)?;
+    let limit = limit_of(input.limit.as_ref())?;
+    if let Some(id) = input.user_id.as_deref() {
+        user_id_of(id)?;
+    }
+    if input
+        .actor
+        .as_deref()
+        .is_some_and(|a| a.is_empty() || a.len() > 64)
+    {
+        return refuse(400, "actor must be a user id or \"admin\"");
+    }
+    if input.cursor.as_deref().is_some_and(|c| !is_user_id(c)) {
+        return refuse(400, "cursor is not a cursor from this listing");
+    }
+    let db = store::database()?;
+    let mut found: Vec<AuditRow> = all(
+        &db,
+        &format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit WHERE (?1 IS NULL OR user_id = ?1) \
+             AND (?2 IS NULL OR actor = ?2) AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4"
+        ),
+        &[
+            opt_text(input.user_id.as_deref()),
+            opt_text(input.actor.as_deref()),
+            opt_text(input.cursor.as_deref()),
+            number((limit + 1) as f64),
+        ],
+    )
+    .await?;
+    let next_cursor = if found.len() > limit {
+        found.truncate(limit);
+        found.last().map(|a| a.id.clone())
+    } else {
+        None
+    };
+    let json = |t: Option<String>| t.and_then(|t| serde_json::from_str(&t).ok());
+    Ok(AuditPage {
+        items: found
+            .into_iter()
+            .map(|a| AuditEntry {
+                id: a.id,
+                at: a.at,
+                actor: a.actor,
+                action: a.action,
+                user_id: a.user_id,
+                key_id: a.key_id,
+                before: json(a.before),
+                after: json(a.after),
+                request_id: a.request_id,
+            })
+            .collect(),
+        next_cursor,
+    })
 }
 
 // ---------------------------------------------------------------------------------------

@@ -125,3 +125,49 @@ pub async fn write(db: &D1Database, sql: &str, args: &[JsValue]) -> Result<usize
         .and_then(|m| m.changes)
         .unwrap_or(0))
 }
+
+/// A statement for [`batch`].
+pub fn statement(
+    db: &D1Database,
+    sql: &str,
+    args: &[JsValue],
+) -> Result<worker::D1PreparedStatement, Fault> {
+    db.prepare(sql).bind(args).map_err(d1_fault)
+}
+
+/// Runs statements as one D1 batch (one transaction: all or nothing, in order); returns each
+/// one's result.
+pub async fn batch(
+    db: &D1Database,
+    statements: Vec<worker::D1PreparedStatement>,
+) -> Result<Vec<worker::D1Result>, Fault> {
+    db.batch(statements).await.map_err(d1_fault)
+}
+
+/// How many rows a batched statement changed.
+pub fn changes(result: &worker::D1Result) -> Result<usize, Fault> {
+    Ok(result
+        .meta()
+        .map_err(d1_fault)?
+        .and_then(|m| m.changes)
+        .unwrap_or(0))
+}
+
+/// The rows a batched statement returned (`RETURNING`, or a query).
+pub fn rows<T: DeserializeOwned>(result: &worker::D1Result) -> Result<Vec<T>, Fault> {
+    result.results::<T>().map_err(d1_fault)
+}
+
+/// An audit row as stored; `before`/`after` are JSON text.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuditRow {
+    pub id: String,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub user_id: String,
+    pub key_id: Option<String>,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub request_id: String,
+}

@@ -38,6 +38,8 @@ pub mod field {
     pub const STATUS: &str = "status";
     pub const HOST: &str = "host";
     pub const USER_ID: &str = "userId";
+    pub const PATH: &str = "path";
+    pub const MESSAGE: &str = "message";
 }
 
 /// `logs/dt=YYYY-MM-DD/hr=HH/` of the hour holding `ts_ms` (UTC).
@@ -227,6 +229,10 @@ pub struct LogQuery {
     pub status: Option<StatusFilter>,
     pub host: Option<String>,
     pub user_id: Option<String>,
+    /// A prefix of the record's `path` (the api's request lines carry one).
+    pub path: Option<String>,
+    /// The record's `message`, exactly (`request` for the api's request lines).
+    pub message: Option<String>,
     pub from_ms: u64,
     pub to_ms: u64,
     pub limit: usize,
@@ -297,6 +303,8 @@ pub fn parse_query(pairs: &[(String, String)], now_ms: u64) -> Result<LogQuery, 
         status: None,
         host: None,
         user_id: None,
+        path: None,
+        message: None,
         from_ms: 0,
         to_ms: 0,
         limit: DEFAULT_LIMIT,
@@ -321,6 +329,19 @@ pub fn parse_query(pairs: &[(String, String)], now_ms: u64) -> Result<LogQuery, 
             }
             "host" => q.host = Some(short_token("host", &value.to_ascii_lowercase(), 253)?),
             "userId" => q.user_id = Some(short_token("userId", value, 128)?),
+            "path" => {
+                if !value.starts_with('/')
+                    || value.len() > 2048
+                    || value.bytes().any(|b| b.is_ascii_control())
+                {
+                    return Err(QueryError::Invalid(
+                        "path",
+                        "a path prefix starting with / (at most 2048 bytes)".into(),
+                    ));
+                }
+                q.path = Some(value.clone());
+            }
+            "message" => q.message = Some(short_token("message", value, 64)?),
             "from" => from = Some(parse_time("from", value)?),
             "to" => to = Some(parse_time("to", value)?),
             "limit" => {
@@ -393,6 +414,10 @@ impl LogQuery {
             && eq(&self.worker, field::WORKER)
             && eq(&self.host, field::HOST)
             && eq(&self.user_id, field::USER_ID)
+            && eq(&self.message, field::MESSAGE)
+            && self.path.as_deref().is_none_or(|want| {
+                str_field(record, field::PATH).is_some_and(|path| path.starts_with(want))
+            })
             && self.status.is_none_or(|s| {
                 record
                     .get(field::STATUS)
@@ -692,6 +717,31 @@ mod tests {
         );
         let foreign = URL_SAFE_NO_PAD.encode("0:secrets/x");
         assert_eq!(Cursor::decode(&foreign), None);
+    }
+
+    #[test]
+    fn path_prefix_and_message() {
+        let q = parse_query(
+            &pairs(&[
+                ("from", "0"),
+                ("to", "100"),
+                ("path", "/api/auth"),
+                ("message", "request"),
+            ]),
+            T,
+        )
+        .unwrap();
+        let line =
+            |path: &str, message: &str| record(json!({"ts": 5, "path": path, "message": message}));
+        assert!(q.matches(&line("/api/auth/me", "request")));
+        assert!(q.matches(&line("/api/auth", "request")));
+        assert!(!q.matches(&line("/api/db/notes", "request")));
+        assert!(!q.matches(&line("/api/auth/me", "rpc")));
+        assert!(!q.matches(&record(json!({"ts": 5, "message": "request"}))));
+        for bad in ["api/auth", "", "/a\u{7}b"] {
+            assert!(parse_query(&pairs(&[("path", bad)]), T).is_err(), "{bad:?}");
+        }
+        assert!(parse_query(&pairs(&[("message", "a b")]), T).is_err());
     }
 
     #[test]

@@ -359,13 +359,19 @@ fn is_b64token(t: &str) -> bool {
         })
 }
 
-/// The `session` entry of a `Cookie` header: pairs split at `;`, name and value trimmed, the
-/// first `session` wins, pieces without `=` or a name are skipped. (Hand-written: the `cookie`
-/// crate did the same job but brought the `time` crate, ~20 KiB gzip of the api's budget.)
 fn session_cookie(header: &str) -> Result<Option<&str>, CredentialError> {
+    named_cookie(header, SESSION_COOKIE)
+}
+
+/// The `name` entry of a `Cookie` header (the `session` cookie, the console's): pairs split at
+/// `;`, name and value trimmed, the first `name` wins, pieces without `=` or a name are
+/// skipped; a value that cannot be a credential is `MalformedSession`. (Hand-written: the
+/// `cookie` crate did the same job but brought the `time` crate, ~20 KiB gzip of the api's
+/// budget.)
+pub fn named_cookie<'a>(header: &'a str, name: &str) -> Result<Option<&'a str>, CredentialError> {
     let Some(value) = header.split(';').find_map(|pair| {
-        let (name, value) = pair.split_once('=')?;
-        (name.trim() == SESSION_COOKIE).then(|| value.trim())
+        let (key, value) = pair.split_once('=')?;
+        (key.trim() == name).then(|| value.trim())
     }) else {
         return Ok(None);
     };
@@ -397,6 +403,19 @@ pub fn session_set_cookie(session: &str, max_age_secs: u64) -> String {
 /// The `Set-Cookie` value that makes the browser drop its session cookie (`Max-Age=0`).
 pub fn session_clear_cookie() -> String {
     session_set_cookie("", 0)
+}
+
+/// The operators' console's cookie name: its own session, scoped to `/console`.
+pub const CONSOLE_COOKIE: &str = "console_session";
+
+/// The console's `Set-Cookie`: HttpOnly, SameSite=Strict, `Path=/console` (so the browser
+/// sends it to the console's pages and its `/console/api/*` only), `Secure` when the request
+/// came over https. An empty `session` with 0 clears it.
+pub fn console_set_cookie(session: &str, max_age_secs: u64, secure: bool) -> String {
+    format!(
+        "{CONSOLE_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/console; Max-Age={max_age_secs}{}",
+        if secure { "; Secure" } else { "" }
+    )
 }
 
 /// Constant-time equality for secrets such as `ADMIN_API_KEY`. Both sides are hashed first
@@ -1090,6 +1109,37 @@ mod tests {
             Ok(Some(Credential::Session("01JABC")))
         );
         assert!(session_set_cookie("x", u64::MAX).ends_with(&format!("Max-Age={}", i64::MAX)));
+    }
+
+    #[test]
+    fn console_cookie_values() {
+        assert_eq!(
+            console_set_cookie("abc", 60, true),
+            "console_session=abc; HttpOnly; SameSite=Strict; Path=/console; Max-Age=60; Secure"
+        );
+        assert_eq!(
+            console_set_cookie("", 0, false),
+            "console_session=; HttpOnly; SameSite=Strict; Path=/console; Max-Age=0"
+        );
+    }
+
+    #[test]
+    fn named_cookies() {
+        let h = "session=site; console_session=abc";
+        assert_eq!(named_cookie(h, "console_session"), Ok(Some("abc")));
+        assert_eq!(named_cookie(h, "session"), Ok(Some("site")));
+        assert_eq!(
+            named_cookie("xconsole_session=a", "console_session"),
+            Ok(None)
+        );
+        assert_eq!(
+            named_cookie("console_session=a b", "console_session"),
+            Err(CredentialError::MalformedSession)
+        );
+        assert_eq!(
+            named_cookie("console_session=", "console_session"),
+            Err(CredentialError::MalformedSession)
+        );
     }
 
     #[test]

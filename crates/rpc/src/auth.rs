@@ -150,6 +150,136 @@ pub struct SetRoleInput {
     pub role: String,
 }
 
+// ---------------------------------------------------------------------------------------
+// Admin methods (ctx.role must be admin): finding users, ending a user's sessions, another
+// user's keys, and the audit trail of those changes. Page sizes (`limit`) are 1..=100,
+// given as a number or a numeric string (REST query values arrive as strings).
+
+/// `findUsers`: emails matching `q` (lower-cased; emails are stored lower-cased, so the
+/// match is case-insensitive), by `match`: `substring` (default) or `prefix`. In email order;
+/// `cursor` is a page's `nextCursor` (opaque).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FindUsersInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+    #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserPage {
+    pub users: Vec<AuthUser>,
+    pub next_cursor: Option<String>,
+}
+
+/// `endUserSessions` and `listUserKeys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserIdInput {
+    pub user_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndedSessions {
+    pub user_id: String,
+    /// How many live sessions this call ended.
+    pub ended: u64,
+    /// Their handles, so the caller can drop what it cached about them.
+    pub revoked: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserKeys {
+    pub user_id: String,
+    /// The active keys (at most 100 per account, so one page).
+    pub keys: Vec<ApiKeyInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevokeUserKeyInput {
+    pub user_id: String,
+    pub key_id: String,
+}
+
+/// `listAudit`: newest first, optionally one user's (`userId`) or one admin's (`actor`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// One admin change: `action` is `setRole`, `endSessions` or `revokeKey`; `before`/`after`
+/// are JSON objects where they apply (a role before and after, the sessions ended, the key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    pub id: String,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub user_id: String,
+    pub key_id: Option<String>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub request_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditPage {
+    pub items: Vec<AuditEntry>,
+    pub next_cursor: Option<String>,
+}
+
+/// The largest page an admin listing returns, and the default.
+pub const MAX_PAGE: usize = 100;
+pub const DEFAULT_PAGE: usize = 20;
+
+/// A page size from `limit` (a number or a numeric string, 1..=`MAX_PAGE`).
+pub fn page_limit(limit: Option<&Value>) -> Result<usize, &'static str> {
+    const WHY: &str = "limit must be an integer from 1 to 100";
+    let n = match limit {
+        None | Some(Value::Null) => return Ok(DEFAULT_PAGE),
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 3 => s.parse::<u64>().ok(),
+        Some(_) => None,
+    };
+    match n {
+        Some(n @ 1..=100) => Ok(n as usize),
+        _ => Err(WHY),
+    }
+}
+
+/// A user id as auth issues them: a ULID (26 Crockford base32 characters, upper case).
+pub fn is_user_id(s: &str) -> bool {
+    s.len() == 26
+        && s.as_bytes()[0] <= b'7'
+        && s.bytes().all(|b| {
+            (b.is_ascii_digit() || b.is_ascii_uppercase())
+                && !matches!(b, b'I' | b'L' | b'O' | b'U')
+        })
+}
+
+/// An API key's lookup id: 12 ASCII alphanumerics.
+pub fn is_key_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 /// Why auth refused a request: `status` is the HTTP status the api answers with
 /// (400, 401, 403, 404 or 409) and `detail` is safe to show the caller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,6 +410,59 @@ impl AuthClient {
         self.refusable("setRole", ctx, Some(input)).await
     }
 
+    pub async fn find_users(
+        &self,
+        ctx: &Ctx,
+        input: &FindUsersInput,
+    ) -> Result<AuthResult<UserPage>, RpcError> {
+        self.refusable("findUsers", ctx, Some(input)).await
+    }
+
+    pub async fn end_user_sessions(
+        &self,
+        ctx: &Ctx,
+        input: &UserIdInput,
+    ) -> Result<AuthResult<EndedSessions>, RpcError> {
+        self.refusable("endUserSessions", ctx, Some(input)).await
+    }
+
+    pub async fn list_user_keys(
+        &self,
+        ctx: &Ctx,
+        input: &UserIdInput,
+    ) -> Result<AuthResult<UserKeys>, RpcError> {
+        self.refusable("listUserKeys", ctx, Some(input)).await
+    }
+
+    pub async fn revoke_user_key(
+        &self,
+        ctx: &Ctx,
+        input: &RevokeUserKeyInput,
+    ) -> Result<AuthResult<RevokedKey>, RpcError> {
+        self.refusable("revokeUserKey", ctx, Some(input)).await
+    }
+
+    pub async fn list_audit(
+        &self,
+        ctx: &Ctx,
+        input: &AuditInput,
+    ) -> Result<AuthResult<AuditPage>, RpcError> {
+        self.refusable("listAudit", ctx, Some(input)).await
+    }
+
+    /// Any refusable method, its answer left as the JS value auth sent (`{ok, ...}`): for
+    /// adapters that pass answers through unchanged, so no decoder is compiled in.
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        ctx: &Ctx,
+        input: wasm_bindgen::JsValue,
+    ) -> Result<wasm_bindgen::JsValue, RpcError> {
+        self.0
+            .call_js(method, &[crate::clients::to_js(ctx)?, input])
+            .await
+    }
+
     async fn refusable<T: DeserializeOwned, I: Serialize>(
         &self,
         method: &str,
@@ -363,6 +546,65 @@ mod tests {
         assert_eq!(
             serde_json::to_value(Validation::invalid()).expect("serialises"),
             json!({"valid": false})
+        );
+    }
+
+    #[test]
+    fn admin_inputs_take_rest_query_strings() {
+        let input: FindUsersInput =
+            serde_json::from_value(json!({"q": "Ada", "match": "prefix", "limit": "5"}))
+                .expect("decodes");
+        assert_eq!(input.mode.as_deref(), Some("prefix"));
+        assert_eq!(input.limit, Some(json!("5")));
+        let audit: AuditInput =
+            serde_json::from_value(json!({"userId": "u1", "limit": 10})).expect("decodes");
+        assert_eq!(audit.user_id.as_deref(), Some("u1"));
+        let ended = serde_json::to_value(EndedSessions {
+            user_id: "u1".into(),
+            ended: 2,
+            revoked: vec!["h".into()],
+        })
+        .expect("serialises");
+        assert_eq!(ended, json!({"userId": "u1", "ended": 2, "revoked": ["h"]}));
+        let revoke: RevokeUserKeyInput =
+            serde_json::from_value(json!({"userId": "u", "keyId": "k"})).expect("decodes");
+        assert_eq!(revoke.key_id, "k");
+    }
+
+    #[test]
+    fn page_limits_and_ids() {
+        assert_eq!(page_limit(None), Ok(DEFAULT_PAGE));
+        assert_eq!(page_limit(Some(&json!(null))), Ok(DEFAULT_PAGE));
+        assert_eq!(page_limit(Some(&json!(1))), Ok(1));
+        assert_eq!(page_limit(Some(&json!("100"))), Ok(100));
+        for bad in [
+            json!(0),
+            json!(101),
+            json!(-1),
+            json!(2.5),
+            json!("x"),
+            json!(""),
+            json!("1e2"),
+            json!("0100"),
+            json!(true),
+            json!([5]),
+        ] {
+            assert!(page_limit(Some(&bad)).is_err(), "{bad}");
+        }
+        assert!(is_user_id("01JABCDEFGHJKMNPQRSTVWXYZ0"));
+        for bad in [
+            "",
+            "01jabcdefghjkmnpqrstvwxyz0",
+            "81JABCDEFGHJKMNPQRSTVWXYZ0",
+            "01JABCDEFGHJKMNPQRSTVWXYZ",
+            "01JABCDEFGHJKMNPQRSTVWXYZI",
+            "../etc/passwd",
+        ] {
+            assert!(!is_user_id(bad), "{bad}");
+        }
+        assert!(is_key_id("AbC123xyz789"));
+        assert!(
+            !is_key_id("AbC123xyz78") && !is_key_id("AbC123xyz78!") && !is_key_id("AbC123xyz7890")
         );
     }
 

@@ -1,7 +1,9 @@
 //! The auth HTTP adapter (`/api/auth/...` on API hosts, host `auth.do`): maps the contract's
 //! auth table to auth RPC calls. The pipeline lets every request in (the service is anon at
 //! the door); this adapter enforces each route's level: signup and login are public, the rest
-//! needs an identity, and role changes need an admin.
+//! needs an identity, and role changes and the admin routes (users, their sessions and keys,
+//! the audit trail) need an admin. The admin routes pass auth's answers through as JSON.
+//! Through the console's prefix (`rc.console`) login and logout use the console's cookie.
 
 use gateway::access::AccessLevel;
 use gateway::problem::Problem;
@@ -18,6 +20,7 @@ use serde_json::{json, Value};
 use worker::{Env, Method, Request, Response};
 
 use crate::adapters::rpc::{deadline_ms, within};
+use crate::console;
 use crate::context::{CredentialKind, Identity, RequestCtx};
 use crate::error::{json_response, ApiError};
 use crate::identity;
@@ -34,6 +37,8 @@ enum AuthRoute<'a> {
     ListKeys,
     RevokeKey(&'a str),
     SetRole(&'a str),
+    /// An admin RPC method, the user id and the key id from the path (none: the query).
+    Admin(&'static str, Option<&'a str>, Option<&'a str>),
 }
 
 /// The whole exchange with auth runs within `RPC_TIMEOUT_MS`: a hanging auth service answers
@@ -59,8 +64,12 @@ async fn exchange(
     let route = match_route(&req.method(), path)?;
     let level = match route {
         AuthRoute::Signup | AuthRoute::Login => AccessLevel::Anon,
-        AuthRoute::SetRole(_) => AccessLevel::Admin,
-        _ => AccessLevel::Authenticated,
+        AuthRoute::Me
+        | AuthRoute::Logout
+        | AuthRoute::CreateKey
+        | AuthRoute::ListKeys
+        | AuthRoute::RevokeKey(_) => AccessLevel::Authenticated,
+        _ => AccessLevel::Admin,
     };
     rc.require(level)?;
     let client = AuthClient::from_env(env)?;
@@ -110,6 +119,7 @@ async fn exchange(
             identity::role_changed_here(&answer.user.id);
             json_response(200, &answer)
         }
+        AuthRoute::Admin(method, user, key) => admin(req, &client, rc, method, user, key).await?,
     };
     // Answers here can hold tokens, keys and personal data: never cached anywhere.
     let _ = response.headers_mut().set("Cache-Control", "no-store");
@@ -147,6 +157,34 @@ fn match_route<'a>(method: &Method, path: &'a str) -> Result<AuthRoute<'a>, ApiE
             (*method == Method::Delete).then_some(AuthRoute::RevokeKey(id)),
             &[Method::Delete],
         ),
+        ["users"] => (
+            (*method == Method::Get).then_some(AuthRoute::Admin("findUsers", None, None)),
+            &[Method::Get],
+        ),
+        ["audit"] => (
+            (*method == Method::Get).then_some(AuthRoute::Admin("listAudit", None, None)),
+            &[Method::Get],
+        ),
+        ["users", id, "sessions"] if !id.is_empty() => (
+            (*method == Method::Delete).then_some(AuthRoute::Admin(
+                "endUserSessions",
+                Some(id),
+                None,
+            )),
+            &[Method::Delete],
+        ),
+        ["users", id, "keys"] if !id.is_empty() => (
+            (*method == Method::Get).then_some(AuthRoute::Admin("listUserKeys", Some(id), None)),
+            &[Method::Get],
+        ),
+        ["users", id, "keys", key] if !id.is_empty() && !key.is_empty() => (
+            (*method == Method::Delete).then_some(AuthRoute::Admin(
+                "revokeUserKey",
+                Some(id),
+                Some(key),
+            )),
+            &[Method::Delete],
+        ),
         ["users", id, "role"] if !id.is_empty() => (
             (*method == Method::Put).then_some(AuthRoute::SetRole(id)),
             &[Method::Put],
@@ -181,13 +219,20 @@ async fn login(req: &Request, client: &AuthClient, rc: &RequestCtx) -> Result<Re
         read_json(req, "the body must be {email, password} with strings").await?;
     let answer = refused(client.login(&rc.rpc_ctx(), &input).await?)?;
     let max_age = seconds_until(&answer.session_expires_at);
-    let mut response = json_response(
-        200,
-        &json!({ "token": answer.token, "expiresAt": answer.expires_at, "user": answer.user }),
-    );
-    response
-        .headers_mut()
-        .set("Set-Cookie", &session_set_cookie(&answer.session, max_age))?;
+    // The console's sign-in hands out its cookie only: no token for script to hold.
+    let (body, cookie) = if rc.console {
+        (
+            json!({ "expiresAt": answer.session_expires_at, "user": answer.user }),
+            console::set_cookie(req, &answer.session, max_age),
+        )
+    } else {
+        (
+            json!({ "token": answer.token, "expiresAt": answer.expires_at, "user": answer.user }),
+            session_set_cookie(&answer.session, max_age),
+        )
+    };
+    let mut response = json_response(200, &body);
+    response.headers_mut().set("Set-Cookie", &cookie)?;
     Ok(response)
 }
 
@@ -210,7 +255,12 @@ async fn logout(req: &Request, client: &AuthClient, rc: &RequestCtx) -> Result<R
         CredentialKind::ApiKey | CredentialKind::AdminKey => None,
     };
     // The cookie's session, if the request also carries one the identity did not come from.
-    let cookie_header = req.headers().get("cookie").ok().flatten();
+    let cookie_header = req
+        .headers()
+        .get("cookie")
+        .ok()
+        .flatten()
+        .filter(|_| !rc.console);
     let cookie_session = match cookie_header
         .as_deref()
         .map(|c| credential(None, None, Some(c)))
@@ -231,9 +281,85 @@ async fn logout(req: &Request, client: &AuthClient, rc: &RequestCtx) -> Result<R
         }
     }
     let mut response = empty(204);
+    let clear = if rc.console {
+        console::set_cookie(req, "", 0)
+    } else {
+        session_clear_cookie()
+    };
+    response.headers_mut().set("Set-Cookie", &clear)?;
+    Ok(response)
+}
+
+/// An admin route: the user (and key) from the path, or the query's parameters as strings
+/// (auth validates them), go in; auth's answer comes back as JS and is passed through as
+/// JSON text: no serde on either side, which keeps the api small.
+async fn admin(
+    req: &Request,
+    client: &AuthClient,
+    rc: &RequestCtx,
+    method: &str,
+    user: Option<&str>,
+    key: Option<&str>,
+) -> Result<Response, ApiError> {
+    use js_sys::{Array, Reflect, JSON};
+    use wasm_bindgen::{JsCast, JsValue};
+    let input = js_sys::Object::new();
+    let set = |k: &str, v: &str| {
+        let _ = Reflect::set(&input, &JsValue::from_str(k), &JsValue::from_str(v));
+    };
+    match user {
+        Some(user) => {
+            set("userId", user);
+            if let Some(key) = key {
+                set("keyId", key);
+            }
+        }
+        None => {
+            for (k, v) in req.url()?.query_pairs() {
+                set(&k, &v);
+            }
+        }
+    }
+    let answer = client.call_raw(method, &rc.rpc_ctx(), input.into()).await?;
+    let field = |o: &JsValue, k: &str| Reflect::get(o, &JsValue::from_str(k)).ok();
+    let take = |k: &str| {
+        let value = field(&answer, k);
+        let _ = Reflect::delete_property(
+            answer.unchecked_ref::<js_sys::Object>(),
+            &JsValue::from_str(k),
+        );
+        value
+    };
+    if take("ok").and_then(|ok| ok.as_bool()) != Some(true) {
+        let error = field(&answer, "error").unwrap_or(JsValue::UNDEFINED);
+        let status = field(&error, "status").and_then(|s| s.as_f64());
+        return refused(Err(Refusal {
+            status: status.map_or(0, |s| s as u16),
+            detail: field(&error, "detail")
+                .and_then(|d| d.as_string())
+                .unwrap_or_default(),
+        }));
+    }
+    // Ended sessions' handles are for this isolate's cache only.
+    if let Some(handles) = take("revoked").filter(JsValue::is_array) {
+        for handle in Array::from(&handles).iter().filter_map(|h| h.as_string()) {
+            identity::session_revoked_here(&handle);
+        }
+    }
+    if let Some(key) = key {
+        identity::api_key_revoked_here(key);
+        return Ok(empty(204));
+    }
+    let body = JSON::stringify(&answer)
+        .ok()
+        .and_then(|b| b.as_string())
+        .ok_or_else(|| ApiError::BadGateway("auth".into()))?;
+    let mut response = Response::builder()
+        .with_status(200)
+        .fixed(body.into_bytes());
     response
         .headers_mut()
-        .set("Set-Cookie", &session_clear_cookie())?;
+        .set("Content-Type", "application/json")?;
     Ok(response)
 }
 
