@@ -113,6 +113,20 @@ describe("API descriptions", () => {
     for (const route of ["/health", "/rpc", "/openapi.json"]) assert.ok(openapi.paths[route], route);
   });
 
+  test("every service in the registry's source is documented, built-ins included", () => {
+    // The registry (crates/gateway/src/registry.rs) is the router's table: each `def("name", ...)`
+    // is answered at /api/{name}/* (and some also at the root, like /console).
+    const source = readFileSync(path.join(ROOT, "crates/gateway/src/registry.rs"), "utf8");
+    const names = [...source.matchAll(/\bdef\(\s*"([a-z0-9-]+)"/g)].map((m) => m[1]);
+    assert.ok(names.length >= 10 && names.includes("routes") && names.includes("console"), `parsed ${names.length} services`);
+    const forwarded = openapi.paths["/api/{service}/{path}"].get.parameters.find((x) => x.name === "service").schema.enum;
+    const paths = Object.keys(openapi.paths);
+    for (const name of names) {
+      const documented = forwarded.includes(name) || paths.some((k) => k === `/api/${name}` || k.startsWith(`/api/${name}/`) || k === `/${name}` || k.startsWith(`/${name}/`));
+      assert.ok(documented, `service ${name} (registry.rs) is not in assets/openapi.json`);
+    }
+  });
+
   test("the TypeScript declarations declare every published method", () => {
     for (const service of ["db", "do", "auth"]) {
       const dts = readFileSync(path.join(ROOT, "types", `${service}.d.ts`), "utf8");
