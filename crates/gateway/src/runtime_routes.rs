@@ -639,6 +639,23 @@ mod tests {
     }
 
     #[test]
+    fn a_field_of_the_wrong_type_is_named_once() {
+        // The target is not judged again without the field that had the wrong type.
+        assert_eq!(
+            fields(&problems("a.example.com", json!({"service": 7}))),
+            ["service"]
+        );
+        // The other rules still run over the fields that had the right type.
+        let issues = problems(
+            "a.example.com:1",
+            json!({"worker": "w", "namespace": 1, "requiresAdmin": "no"}),
+        );
+        let mut f = fields(&issues);
+        f.sort_unstable();
+        assert_eq!(f, ["domain", "namespace", "requiresAdmin"], "{issues:?}");
+    }
+
+    #[test]
     fn body_shape_problems() {
         for body in [&b"[1]"[..], b"not json", b"\"x\""] {
             let issues = validate("a.example.com", body, NOW).unwrap_err();
