@@ -4,7 +4,7 @@
 //! with their source and paginated, and the audit trail's rows.
 
 use crate::routes::{DomainRoute, DomainRoutes, RouteEntry, RoutesError, TARGET_FIELDS};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 /// Larger bodies are refused before parsing: one entry is a few hundred bytes.
@@ -149,8 +149,9 @@ pub fn validate(path_domain: &str, body: &[u8], now: &str) -> Result<Validated, 
         if !KNOWN_FIELDS.contains(&key.as_str()) {
             continue;
         }
-        let probe = json!({ "domain": PROBE_DOMAIN, key.as_str(): value });
-        match RouteEntry::deserialize(&probe) {
+        // Read from text, as the file is: one instantiation of the serde path in the worker.
+        let probe = json!({ "domain": PROBE_DOMAIN, key.as_str(): value }).to_string();
+        match serde_json::from_str::<RouteEntry>(&probe) {
             Ok(_) => {
                 typed.insert(key.clone(), value.clone());
             }
@@ -163,8 +164,8 @@ pub fn validate(path_domain: &str, body: &[u8], now: &str) -> Result<Validated, 
     // The rules, once, over the entry of well-typed fields (a target missing a field that had
     // the wrong type is not judged again).
     typed.insert("domain".into(), path_domain.into());
-    let typed = Value::Object(typed);
-    match RouteEntry::deserialize(&typed) {
+    let typed = Value::Object(typed).to_string();
+    match serde_json::from_str::<RouteEntry>(&typed) {
         Ok(entry) => {
             for (field, reason) in entry.problems() {
                 if target_typed || !TARGET_FIELDS.contains(&field) {
@@ -255,9 +256,13 @@ pub fn merge(file: DomainRoutes, runtime: &[RuntimeEntry]) -> Result<DomainRoute
 /// A route in the file's format (for listings and the audit trail): its [`RouteEntry`],
 /// serialised.
 pub fn route_json(route: &DomainRoute) -> Value {
-    // A compiled route's metadata reads as a value (checked when it was compiled), so this
+    // Through text, as the snapshot is written (one serialiser of routes in the worker). A
+    // compiled route's metadata reads as a value (checked when it was compiled), so this
     // cannot fail; Null is only the type-level answer.
-    serde_json::to_value(route).unwrap_or(Value::Null)
+    serde_json::to_string(route)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null)
 }
 
 /// `GET /api/routes` query: `q` (a substring of the domain, case-insensitive), `limit`,
