@@ -261,9 +261,12 @@ describe("the routing table cache under faults", () => {
     let p;
     before(async () => {
       p = await faultyPlatform(faultPlan(), {}, { assetsDirectory: assetsWith("[{ broken"), apiVars: { RATE_LIMITS } });
-      // The last good table another isolate shared, long past its TTL.
+      // The last good table another isolate shared, long past its TTL: a header line, then
+      // the table's snapshot (`DomainRoutes::snapshot`: a version, then the routes; the api
+      // writes each route as an array of its fields, and reads this object form as well).
       const kv = await p.mf.getKVNamespace("ROUTES_CACHE", "api");
-      await kv.put("domain-routes:v1", JSON.stringify({ fetched_at_ms: Date.now() - 86_400_000, json: good }));
+      const header = JSON.stringify({ fetchedAtMs: Date.now() - 86_400_000, source: "not this file" });
+      await kv.put("domain-routes:v2", `${header}\n${JSON.stringify([1, JSON.parse(good)])}`);
     });
     after(async () => { await p?.dispose(); });
 

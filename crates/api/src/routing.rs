@@ -16,7 +16,9 @@ use crate::adapters::rpc::within;
 use crate::{config, log, runtime_routes};
 
 const KV_BINDING: &str = "ROUTES_CACHE";
-const KV_KEY: &str = "domain-routes:v1";
+/// The file's table as a snapshot (`DomainRoutes::snapshot`) after a header line
+/// (`SharedHeader`); v1 held the file's own text.
+const KV_KEY: &str = "domain-routes:v2";
 const ASSET_URL: &str = "https://assets.local/domain-routes.json";
 const DEADLINE_VAR: &str = "ROUTES_REFRESH_DEADLINE_MS";
 
@@ -30,12 +32,23 @@ thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
 }
 
-/// What KV holds: the raw file (already validated) and when it was read from ASSETS. It never
-/// expires: it is the last good table for a cold isolate that meets a broken file.
+/// The first line of what KV holds; the table's snapshot (validated before it was written)
+/// follows. It never expires: it is the last good table for a cold isolate that meets a
+/// broken file.
 #[derive(Serialize, Deserialize)]
-struct Shared {
+#[serde(rename_all = "camelCase")]
+struct SharedHeader {
+    /// When the file was read from ASSETS.
     fetched_at_ms: f64,
-    json: String,
+    /// `routes::source_stamp` of that file: a refresh that reads the same file again loads
+    /// the snapshot instead of parsing and validating the file.
+    source: String,
+}
+
+/// KV's copy, split into its header and the snapshot.
+fn split_shared(text: &str) -> Option<(SharedHeader, &str)> {
+    let (header, snapshot) = text.split_once('\n')?;
+    Some((serde_json::from_str(header).ok()?, snapshot))
 }
 
 /// Releases a refresh's claim however the refresh ends: answered, failed, timed out, or its
@@ -122,15 +135,16 @@ pub fn invalidate() {
     CACHE.with(|c| c.borrow_mut().clock.expire());
 }
 
-/// The file's table alone (KV's shared copy while fresh, else ASSETS; on a cold isolate with a
-/// broken file, KV's last good copy whatever its age).
+/// The file's table alone: KV's snapshot while fresh, else ASSETS (loaded from KV's snapshot
+/// when the file is the one it was made from, parsed and validated only when it changed); on a
+/// cold isolate with a broken file, KV's last good snapshot whatever its age.
 pub async fn load_file(env: &Env, ttl_ms: f64, cold: bool) -> Result<DomainRoutes, String> {
     let kv = env.kv(KV_BINDING).ok();
-    let mut shared: Option<Shared> = None;
+    let mut shared: Option<String> = None;
     if let Some(kv) = &kv {
         // A KV read that misses its deadline counts as a failed read: ASSETS is read instead.
         let kv_ms = crate::config::load(env).kv_timeout_ms;
-        match crate::deadline::within(kv_ms, kv.get(KV_KEY).json::<Shared>()).await {
+        match crate::deadline::within(kv_ms, kv.get(KV_KEY).text()).await {
             Some(Ok(copy)) => shared = copy,
             Some(Err(e)) => log::event(
                 "warn",
@@ -144,48 +158,70 @@ pub async fn load_file(env: &Env, ttl_ms: f64, cold: bool) -> Result<DomainRoute
             ),
         }
     }
-    if let Some(copy) = shared.as_ref() {
-        if js_sys::Date::now() - copy.fetched_at_ms < ttl_ms {
-            if let Ok(table) = DomainRoutes::parse(copy.json.as_bytes()) {
-                return Ok(table);
-            }
+    let copy = shared.as_deref().and_then(split_shared);
+    let from_copy = || {
+        copy.as_ref()
+            .and_then(|(_, snapshot)| DomainRoutes::from_snapshot(snapshot).ok())
+    };
+    if copy
+        .as_ref()
+        .is_some_and(|(header, _)| js_sys::Date::now() - header.fetched_at_ms < ttl_ms)
+    {
+        if let Some(table) = from_copy() {
+            return Ok(table);
         }
     }
     let read = fetch_asset(env).await.and_then(|json| {
+        let source = gateway::routes::source_stamp(json.as_bytes());
+        if copy
+            .as_ref()
+            .is_some_and(|(header, _)| header.source == source)
+        {
+            if let Some(table) = from_copy() {
+                return Ok((table, None));
+            }
+        }
         DomainRoutes::parse(json.as_bytes())
-            .map(|table| (table, json))
+            .map(|table| (table, Some(source)))
             .map_err(|e| format!("invalid domain-routes.json: {e}"))
     });
-    let (table, json) = match read {
+    let (table, source) = match read {
         Ok(read) => read,
         Err(e) => {
             // A cold isolate has no table of its own: KV's last good copy beats 503.
             if cold {
-                if let Some(copy) = shared.as_ref() {
-                    if let Ok(table) = DomainRoutes::parse(copy.json.as_bytes()) {
-                        let age_s = ((js_sys::Date::now() - copy.fetched_at_ms) / 1000.0).round();
-                        log::event(
-                            "error",
-                            "domain-routes file unusable; serving the last good table from KV (stale)",
-                            &[("error", &e), ("ageSeconds", &age_s.to_string())],
-                        );
-                        return Ok(table);
-                    }
+                if let (Some((header, _)), Some(table)) = (copy.as_ref(), from_copy()) {
+                    let age_s = ((js_sys::Date::now() - header.fetched_at_ms) / 1000.0).round();
+                    log::event(
+                        "error",
+                        "domain-routes file unusable; serving the last good table from KV (stale)",
+                        &[("error", &e), ("ageSeconds", &age_s.to_string())],
+                    );
+                    return Ok(table);
                 }
             }
             return Err(e);
         }
     };
-    let changed = shared.as_ref().is_none_or(|copy| copy.json != json);
+    // A file that differs from KV's copy (`source` is only set then).
     let now = js_sys::Date::now();
-    let write = CACHE.with(|c| c.borrow_mut().clock.may_write_kv(changed, now, ttl_ms));
-    if let (Some(kv), true) = (kv, write) {
-        let shared = Shared {
+    let write = CACHE.with(|c| {
+        c.borrow_mut()
+            .clock
+            .may_write_kv(source.is_some(), now, ttl_ms)
+    });
+    if let (Some(kv), Some(source), true) = (kv, source, write) {
+        let header = SharedHeader {
             fetched_at_ms: now,
-            json,
+            source,
         };
+        let text = format!(
+            "{}\n{}",
+            serde_json::to_string(&header).unwrap_or_default(),
+            table.snapshot()
+        );
         // Other isolates pick this up instead of reading ASSETS; a failed write only costs them a read.
-        let written = match kv.put(KV_KEY, &shared) {
+        let written = match kv.put(KV_KEY, text) {
             Ok(put) => put.execute().await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };

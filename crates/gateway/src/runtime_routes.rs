@@ -3,7 +3,7 @@
 //! merged over the file's table (runtime wins, a `disabled` entry masks a file entry), listed
 //! with their source and paginated, and the audit trail's rows.
 
-use crate::routes::{DomainRoute, DomainRoutes, InvalidEntry, RouteTarget, RoutesError};
+use crate::routes::{DomainRoute, DomainRoutes, RouteEntry, RoutesError, TARGET_FIELDS};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -30,7 +30,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "disabled",
 ];
 
-/// A known-good domain to check the other fields under, so a bad domain does not hide them.
+/// A known-good domain to check each field's type under, so a bad domain does not hide them.
 const PROBE_DOMAIN: &str = "probe.example";
 
 /// One runtime entry as stored: the domain (lower-case) and either a route or a mask.
@@ -71,10 +71,10 @@ pub struct Validated {
     pub route: Option<DomainRoute>,
 }
 
-/// Validates `PUT /api/routes/{domain}`'s body for `path_domain` (already percent-decoded).
-/// Every check runs through `DomainRoutes::parse` on a one-entry file, so the rules are the
-/// file's by construction; the entry is split into independent probes (domain, target,
-/// rateLimit, each other field) so that every problem is reported, not only the first.
+/// Validates `PUT /api/routes/{domain}`'s body for `path_domain` (already percent-decoded)
+/// with the file's own type and rules ([`RouteEntry`], [`RouteEntry::problems`]), listing
+/// every problem, not only the first: each field's type is checked on its own, then the rules
+/// run once over the entry made of the fields that had the right type.
 pub fn validate(path_domain: &str, body: &[u8], now: &str) -> Result<Validated, Vec<Issue>> {
     if body.len() > MAX_ENTRY_BYTES {
         return Err(vec![issue(
@@ -99,9 +99,6 @@ pub fn validate(path_domain: &str, body: &[u8], now: &str) -> Result<Validated, 
         )),
         Some(_) => issues.push(issue("domain", "must be a string")),
     }
-    if let Some(reason) = probe(&json!({ "domain": path_domain, "service": "probe" })) {
-        issues.push(issue("domain", reason));
-    }
     for key in object.keys() {
         if !KNOWN_FIELDS.contains(&key.as_str()) {
             issues.push(issue(
@@ -123,6 +120,13 @@ pub fn validate(path_domain: &str, body: &[u8], now: &str) -> Result<Validated, 
     object.remove("updatedAt");
 
     if disabled {
+        let alone = RouteEntry {
+            domain: path_domain.into(),
+            ..RouteEntry::default()
+        };
+        for (_, reason) in alone.problems().into_iter().filter(|(f, _)| *f == "domain") {
+            issues.push(issue("domain", reason.to_string()));
+        }
         // A mask has no target: anything else would be a route pretending to be off.
         for key in object.keys() {
             issues.push(issue(key, "a disabled entry takes no other fields"));
@@ -138,56 +142,38 @@ pub fn validate(path_domain: &str, body: &[u8], now: &str) -> Result<Validated, 
         });
     }
 
-    // The target as a whole (exactly one of service or worker + namespace, names, binding).
-    let target_fields = ["service", "binding", "worker", "namespace"];
-    let mut target = Map::new();
-    for key in target_fields {
-        if let Some(v) = object.get(key) {
-            target.insert(key.to_string(), v.clone());
-        }
-    }
-    let mut probe_entry = target.clone();
-    probe_entry.insert("domain".into(), PROBE_DOMAIN.into());
-    let mut target_ok = true;
-    for (key, value) in &target {
-        if !value.is_string() {
-            issues.push(issue(key, "must be a string"));
-            target_ok = false;
-        }
-    }
-    if target_ok {
-        if let Some((reason, message)) = probe_reason(&Value::Object(probe_entry.clone())) {
-            let field = match reason {
-                Some(InvalidEntry::WorkerNeedsNamespace | InvalidEntry::BadWorker(_)) => "worker",
-                Some(InvalidEntry::BadNamespace(_)) => "namespace",
-                Some(InvalidEntry::BindingOnWorker | InvalidEntry::BadBinding(_)) => "binding",
-                _ => "service",
-            };
-            issues.push(issue(field, message));
-            target_ok = false;
-        }
-    }
-    // The rest, each on its own over a known-good target (rateLimit over the real one, as
-    // its rules depend on the target kind).
+    // Each field's type on its own (as `RouteEntry` reads it), keeping those that pass.
+    let mut typed = Map::new();
+    let mut target_typed = true;
     for (key, value) in &object {
-        if target_fields.contains(&key.as_str()) || !KNOWN_FIELDS.contains(&key.as_str()) {
+        if !KNOWN_FIELDS.contains(&key.as_str()) {
             continue;
         }
-        let mut entry = if key == "rateLimit" {
-            if !target_ok {
-                continue;
+        // Read from text, as the file is: one instantiation of the serde path in the worker.
+        let probe = json!({ "domain": PROBE_DOMAIN, key.as_str(): value }).to_string();
+        match serde_json::from_str::<RouteEntry>(&probe) {
+            Ok(_) => {
+                typed.insert(key.clone(), value.clone());
             }
-            probe_entry.clone()
-        } else {
-            let mut m = Map::new();
-            m.insert("domain".into(), PROBE_DOMAIN.into());
-            m.insert("service".into(), "probe".into());
-            m
-        };
-        entry.insert(key.clone(), value.clone());
-        if let Some(reason) = probe(&Value::Object(entry)) {
-            issues.push(issue(key, reason));
+            Err(e) => {
+                target_typed &= !TARGET_FIELDS.contains(&key.as_str());
+                issues.push(issue(key, tidy_serde_message(&e.to_string())));
+            }
         }
+    }
+    // The rules, once, over the entry of well-typed fields (a target missing a field that had
+    // the wrong type is not judged again).
+    typed.insert("domain".into(), path_domain.into());
+    let typed = Value::Object(typed).to_string();
+    match serde_json::from_str::<RouteEntry>(&typed) {
+        Ok(entry) => {
+            for (field, reason) in entry.problems() {
+                if target_typed || !TARGET_FIELDS.contains(&field) {
+                    issues.push(issue(field, reason.to_string()));
+                }
+            }
+        }
+        Err(e) => issues.push(issue("", tidy_serde_message(&e.to_string()))),
     }
     if !issues.is_empty() {
         return Err(issues);
@@ -207,45 +193,15 @@ pub fn validate(path_domain: &str, body: &[u8], now: &str) -> Result<Validated, 
     }
 }
 
-/// The reason a one-entry file holding `entry` is refused, if it is.
-fn probe(entry: &Value) -> Option<String> {
-    probe_reason(entry).map(|(_, message)| message)
-}
-
-/// As `probe`, with the validation reason when the entry parsed but is not a valid route.
-fn probe_reason(entry: &Value) -> Option<(Option<InvalidEntry>, String)> {
-    let text = Value::Array(vec![entry.clone()]).to_string();
-    match DomainRoutes::parse(text.as_bytes()) {
-        Ok(_) => None,
-        Err(RoutesError::InvalidEntry { reason, .. }) => {
-            let message = reason.to_string();
-            Some((Some(reason), message))
-        }
-        Err(RoutesError::Malformed(msg)) => Some((None, tidy_serde_message(&msg))),
-    }
-}
-
-/// Compiles one stored entry (an object, or a one-entry array) through the file's parser.
+/// Compiles one stored entry (a JSON object) with the file's type and rules.
 fn compile_one(entry: &str) -> Result<DomainRoute, String> {
-    let text = if entry.trim_start().starts_with('[') {
-        entry.to_string()
-    } else {
-        format!("[{entry}]")
-    };
-    match DomainRoutes::parse(text.as_bytes()) {
-        Ok(table) => table
-            .into_routes()
-            .into_iter()
-            .next()
-            .ok_or_else(|| "no entry".to_string()),
-        Err(RoutesError::InvalidEntry { reason, .. }) => Err(reason.to_string()),
-        Err(RoutesError::Malformed(msg)) => Err(tidy_serde_message(&msg)),
-    }
+    let entry: RouteEntry<'_> =
+        serde_json::from_str(entry).map_err(|e| tidy_serde_message(&e.to_string()))?;
+    entry.compile().map_err(|(_, reason)| reason.to_string())
 }
 
-/// serde's messages carry an entry index and a position in a file the caller never saw.
+/// serde's messages carry a position in a text the caller never saw.
 fn tidy_serde_message(msg: &str) -> String {
-    let msg = msg.strip_prefix("entry 0: ").unwrap_or(msg);
     match msg.find(" at line ") {
         Some(i) => msg[..i].to_string(),
         None => msg.to_string(),
@@ -297,44 +253,16 @@ pub fn merge(file: DomainRoutes, runtime: &[RuntimeEntry]) -> Result<DomainRoute
     DomainRoutes::from_routes(kept.chain(runtime.iter().filter_map(|e| e.route.clone())))
 }
 
-/// A route in the file's format (for listings and the audit trail).
+/// A route in the file's format (for listings and the audit trail): its [`RouteEntry`],
+/// serialised.
 pub fn route_json(route: &DomainRoute) -> Value {
-    let mut m = Map::new();
-    m.insert("domain".into(), route.domain.clone().into());
-    match &route.target {
-        RouteTarget::Service { service, binding } => {
-            m.insert("service".into(), service.clone().into());
-            if let Some(b) = binding {
-                m.insert("binding".into(), b.clone().into());
-            }
-        }
-        RouteTarget::UserWorker { worker, namespace } => {
-            m.insert("worker".into(), worker.clone().into());
-            m.insert("namespace".into(), namespace.as_str().into());
-        }
-    }
-    m.insert("requiresAuth".into(), route.requires_auth.into());
-    m.insert("requiresAdmin".into(), route.requires_admin.into());
-    if let Some(method) = &route.method {
-        m.insert("method".into(), method.clone().into());
-    }
-    if let Some(meta) = &route.metadata {
-        m.insert("metadata".into(), meta.to_value());
-    }
-    if let Some(spec) = &route.rate_limit {
-        let mut r = Map::new();
-        if let Some(mode) = spec.mode {
-            r.insert("mode".into(), mode.as_str().into());
-        }
-        if let Some(limit) = spec.limit {
-            r.insert("limit".into(), limit.into());
-        }
-        if let Some(w) = spec.window_secs {
-            r.insert("windowSecs".into(), w.into());
-        }
-        m.insert("rateLimit".into(), Value::Object(r));
-    }
-    Value::Object(m)
+    // Through text, as the snapshot is written (one serialiser of routes in the worker). A
+    // compiled route's metadata reads as a value (checked when it was compiled), so this
+    // cannot fail; Null is only the type-level answer.
+    serde_json::to_string(route)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null)
 }
 
 /// `GET /api/routes` query: `q` (a substring of the domain, case-insensitive), `limit`,
@@ -566,6 +494,7 @@ impl AuditRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routes::RouteTarget;
 
     const NOW: &str = "2026-12-01T00:00:00.000Z";
 
@@ -712,6 +641,23 @@ mod tests {
         for want in ["domain", "service", "requiresAuth", "typo"] {
             assert!(f.contains(&want), "{want} missing from {issues:?}");
         }
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_type_is_named_once() {
+        // The target is not judged again without the field that had the wrong type.
+        assert_eq!(
+            fields(&problems("a.example.com", json!({"service": 7}))),
+            ["service"]
+        );
+        // The other rules still run over the fields that had the right type.
+        let issues = problems(
+            "a.example.com:1",
+            json!({"worker": "w", "namespace": 1, "requiresAdmin": "no"}),
+        );
+        let mut f = fields(&issues);
+        f.sort_unstable();
+        assert_eq!(f, ["domain", "namespace", "requiresAdmin"], "{issues:?}");
     }
 
     #[test]
@@ -938,8 +884,8 @@ mod tests {
                    "requiresAuth": false, "requiresAdmin": false,
                    "rateLimit": {"mode": "off"}, "metadata": {"k": [1]}})
         );
-        // And it parses back to the same route.
+        // And it parses back to the same route (metadata as the text `Value` writes).
         let again = compile_one(&v.to_string()).unwrap();
-        assert_eq!(&again, table.iter().next().unwrap());
+        assert_eq!(route_json(&again), v);
     }
 }
