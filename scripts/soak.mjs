@@ -259,6 +259,7 @@ async function sampleMemory() {
   const at = (Date.now() - started) / 1000;
   const requests = answered;
   const groups = Object.fromEntries(GROUPS.map((g) => [g, { used: 0, total: 0, wasm: 0 }]));
+  const beforeGc = residentMiB().rss;
   // All isolates at once: each waits for its own isolate between requests (one thread).
   await Promise.all(isolates.map(async (isolate) => {
     try {
@@ -269,8 +270,7 @@ async function sampleMemory() {
       if (inspectorProblems.length < 20) inspectorProblems.push(e.message);
     }
   }));
-  if (process.env.SOAK_DEBUG) process.stderr.write(`sample at ${at.toFixed(1)} s took ${((Date.now() - started) / 1000 - at).toFixed(1)} s\n`);
-  const sample = { at, requests, ...residentMiB(), groups };
+  const sample = { at, requests, beforeGc, ...residentMiB(), groups };
   samples.push(sample);
   return sample;
 }
@@ -496,10 +496,10 @@ for (const [op, o] of Object.entries(perOp).sort()) {
 // Memory per minute: the minute's last sample (V8 heap in use after a full GC / wasm memory).
 const mem = (g) => `${fmt(g.used, 1)}${g.wasm ? ` / ${fmt(g.wasm, 1)}` : ""}`;
 console.log(`\nmemory (MiB; V8 heap in use after a full GC / wasm memory; ${isolates.length} isolates sampled every ${SAMPLE_SECS} s):\n`);
-console.log(`| minute | requests so far | RSS | RSS anon | ${OURS.map((w) => (w === "tail" ? "tail ×4" : w)).join(" | ")} | user workers | Miniflare's own |`);
-console.log(`| --- | --- | --- | --- | ${OURS.map(() => "---").join(" | ")} | --- | --- |`);
+console.log(`| minute | requests so far | RSS before GC | RSS after | RSS anon | ${OURS.map((w) => (w === "tail" ? "tail ×4" : w)).join(" | ")} | user workers | Miniflare's own |`);
+console.log(`| --- | --- | --- | --- | --- | ${OURS.map(() => "---").join(" | ")} | --- | --- |`);
 const memoryRow = (label, x) =>
-  console.log(`| ${label} | ${x.requests} | ${fmt(x.rss, 0)} | ${fmt(x.anon, 0)} | ${OURS.map((w) => mem(x.groups[w])).join(" | ")} | ${mem(x.groups.users)} | ${mem(x.groups.miniflare)} |`);
+  console.log(`| ${label} | ${x.requests} | ${fmt(x.beforeGc, 0)} | ${fmt(x.rss, 0)} | ${fmt(x.anon, 0)} | ${OURS.map((w) => mem(x.groups[w])).join(" | ")} | ${mem(x.groups.users)} | ${mem(x.groups.miniflare)} |`);
 memoryRow("before", baseline);
 minutes.forEach((b, m) => b?.memory && memoryRow(String(m + 1), b.memory));
 memoryRow("after", finalSample);
