@@ -51,6 +51,12 @@ const mfOptions = platformOptions({
   },
 });
 mfOptions.inspectorPort = inspectorPort;
+// The local Analytics Engine stand-in keeps up to 100 000 data points in the api's isolate for
+// the console's one query, which the soak never makes: a bounded, local-only store that would
+// read as api heap growth. Here it prints each point (as in dev) and keeps none.
+for (const w of mfOptions.workers) {
+  if (w.name === "analytics-engine-local") w.script = `export default function () { return { writeDataPoint(point) { console.log("analytics-engine " + JSON.stringify(point ?? {})); } }; }`;
+}
 // Drained (an unread pipe would stall workerd); panics and runtime messages are kept.
 mfOptions.handleRuntimeStdio = (stdout, stderr) => {
   for (const stream of [stdout, stderr]) {
