@@ -2,11 +2,20 @@
 // loopback for SOAK_SECONDS (default 300), a table per minute (req/s, p50/p99, answers by
 // status, workerd's resident memory), then a consistency audit of everything the platform
 // acknowledged. Exits non-zero when the audit fails. Run through `scripts/soak`.
+//
+// Memory is measured per isolate too, not only as workerd's resident set: workerd runs with
+// its V8 inspector on a loopback port, and every SOAK_SAMPLE_SECS (default 15) each isolate
+// is asked for its V8 heap after a full GC and the size of its WebAssembly memories (a wasm
+// `Memory` never shrinks: it is the high-water mark of the Rust heap). The end report fits a
+// least-squares line to each series after the first minute (warm-up) and says whether it grows.
 import http from "node:http";
+import net from "node:net";
 import { readFileSync, readdirSync } from "node:fs";
-import { startPlatform, DEV_ADMIN_API_KEY } from "./platform.mjs";
+import { Miniflare } from "miniflare";
+import { platformOptions, applyMigrations, DEV_ADMIN_API_KEY } from "./platform.mjs";
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 300);
+const SAMPLE_SECS = Number(process.env.SOAK_SAMPLE_SECS ?? 15);
 const CONNECTIONS = Number(process.env.SOAK_CONNECTIONS ?? 16);
 const PORT = Number(process.env.PORT ?? 0);
 const USERS = Math.max(2, Math.ceil(CONNECTIONS / 2));
@@ -25,21 +34,49 @@ const started = Date.now();
 let panics = 0;
 // workerd's own messages (not the platform's JSON log lines), with when they came.
 const runtimeLines = [];
-const platform = await startPlatform({
+// As startPlatform (scripts/platform.mjs), plus the V8 inspector on a free loopback port.
+const freePort = () => new Promise((resolve, reject) => {
+  const server = net.createServer().once("error", reject).listen(0, "127.0.0.1", () => {
+    const { port } = server.address();
+    server.close(() => resolve(port));
+  });
+});
+const inspectorPort = await freePort();
+const mfOptions = platformOptions({
   port: PORT,
-  // Drained (an unread pipe would stall workerd); panics and runtime messages are kept.
-  onOutput: (line) => {
-    if (line.includes("panicked")) panics++;
-    if (!line.startsWith("{") && !line.startsWith("analytics-engine") && runtimeLines.length < 200) {
-      runtimeLines.push(`${((Date.now() - started) / 1000).toFixed(1)} s ${line.slice(0, 300)}`);
-    }
-  },
   apiVars: {
     // Callers are a handful of users and addresses at saturation: a limit no caller reaches,
     // except the flood's, which must be held exactly.
     RATE_LIMITS: JSON.stringify({ default: { limit: 100_000, windowSecs: 60 }, routes: { health: FLOOD } }),
   },
 });
+mfOptions.inspectorPort = inspectorPort;
+// The local Analytics Engine stand-in keeps up to 100 000 data points in the api's isolate for
+// the console's one query, which the soak never makes: a bounded, local-only store that would
+// read as api heap growth. Here it prints each point (as in dev) and keeps none.
+for (const w of mfOptions.workers) {
+  if (w.name === "analytics-engine-local") w.script = `export default function () { return { writeDataPoint(point) { console.log("analytics-engine " + JSON.stringify(point ?? {})); } }; }`;
+}
+// Drained (an unread pipe would stall workerd); panics and runtime messages are kept.
+mfOptions.handleRuntimeStdio = (stdout, stderr) => {
+  for (const stream of [stdout, stderr]) {
+    let buffered = "";
+    stream.on("data", (chunk) => {
+      buffered += chunk.toString();
+      const lines = buffered.split("\n");
+      buffered = lines.pop();
+      for (const line of lines) {
+        if (line.includes("panicked")) panics++;
+        if (!line.startsWith("{") && !line.startsWith("analytics-engine") && runtimeLines.length < 200) {
+          runtimeLines.push(`${((Date.now() - started) / 1000).toFixed(1)} s ${line.slice(0, 300)}`);
+        }
+      }
+    });
+  }
+};
+const mf = new Miniflare(mfOptions);
+const platform = { url: await mf.ready, dispose: () => mf.dispose() };
+await applyMigrations(mf);
 const base = new URL(platform.url);
 // A fresh connection per request by default, as curl and the tests do. SOAK_KEEPALIVE=1 reuses
 // connections instead; local workerd then resets every open connection at once every few tens
@@ -50,8 +87,9 @@ const agent = process.env.SOAK_KEEPALIVE === "1" ? new http.Agent({ keepAlive: t
 // ---------------------------------------------------------------------------------------
 // Measurement: one bucket per minute of the run.
 const minutes = [];
+let trafficStart = Date.now(); // set again when the traffic starts
 const bucket = () => {
-  const m = Math.floor((Date.now() - started) / 60_000);
+  const m = Math.floor((Date.now() - trafficStart) / 60_000);
   return (minutes[m] ??= { latencies: [], statuses: {}, rss: [], requests: 0 });
 };
 const perOp = {};
@@ -83,6 +121,7 @@ function send(op, host, path, { method = "GET", headers = {}, body, ip } = {}) {
 const socketError = (e) => `${e.code ?? e.message} at ${((Date.now() - started) / 1000).toFixed(1)} s`;
 
 function record(op, status, t0, result) {
+  answered++;
   if (measuring) {
     const ms = performance.now() - t0;
     const b = bucket();
@@ -118,12 +157,129 @@ function workerdPids() {
   return pids;
 }
 const pids = workerdPids();
-const rssMiB = () => pids.reduce((t, pid) => {
-  try {
-    const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
-    return t + kb / 1024;
-  } catch { return t; }
-}, 0);
+const MiB = 1024 * 1024;
+// Resident set, and its anonymous part (heap memory, as opposed to mapped files).
+function residentMiB() {
+  let rss = 0, anon = 0;
+  for (const pid of pids) {
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      rss += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+      anon += Number(/RssAnon:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+    } catch { /* gone */ }
+  }
+  return { rss, anon };
+}
+
+// One V8 inspector session on one isolate of workerd (`ws://…/core:user:{worker}` for ours;
+// Miniflare's own services — its entry worker, KV, D1, R2, cache, … — are isolates too).
+class Isolate {
+  static async connect(id) {
+    const ws = new WebSocket(`ws://127.0.0.1:${inspectorPort}/${id}`);
+    await new Promise((resolve, reject) => {
+      ws.addEventListener("open", resolve, { once: true });
+      ws.addEventListener("error", () => reject(new Error(`inspector ${id}: no connection`)), { once: true });
+    });
+    const isolate = new Isolate(id, ws);
+    // The execution context (announced on Runtime.enable) is needed to evaluate anything;
+    // Runtime stays disabled after, so console messages are not streamed to us.
+    await isolate.send("Runtime.enable");
+    await isolate.send("Runtime.disable");
+    return isolate;
+  }
+  constructor(id, ws) {
+    this.id = id;
+    this.name = id.replace(/^core:user:/, "");
+    this.ws = ws;
+    this.seq = 0;
+    this.pending = new Map();
+    ws.addEventListener("message", (event) => {
+      const m = JSON.parse(event.data);
+      if (m.method === "Runtime.executionContextCreated") this.context ??= m.params.context.id;
+      const waiting = m.id && this.pending.get(m.id);
+      if (!waiting) return;
+      this.pending.delete(m.id);
+      if (m.error) waiting.reject(new Error(`${this.name}: ${m.error.message}`));
+      else waiting.resolve(m.result);
+    });
+    ws.addEventListener("close", () => {
+      for (const w of this.pending.values()) w.reject(new Error(`${this.name}: inspector closed`));
+      this.pending.clear();
+    });
+  }
+  send(method, params = {}, timeoutMs = 20_000) {
+    const id = ++this.seq;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.ws.send(JSON.stringify({ id, method, params }));
+      setTimeout(() => this.pending.delete(id) && reject(new Error(`${this.name}: ${method} timed out`)), timeoutMs).unref();
+    });
+  }
+  // V8 heap in use after a full GC, the heap V8 holds, and the byte length of every wasm
+  // Memory. Runtime.queryObjects runs a full synchronous GC before it looks (plain
+  // HeapProfiler.collectGarbage posts a task that local workerd runs only on the isolate's
+  // next event, so an idle isolate would never answer).
+  async sample() {
+    if (this.context === undefined) throw new Error(`${this.name}: no execution context`);
+    const group = { objectGroup: "soak" };
+    const proto = await this.send("Runtime.evaluate", { expression: "WebAssembly.Memory.prototype", contextId: this.context, ...group });
+    const found = await this.send("Runtime.queryObjects", { prototypeObjectId: proto.result.objectId, ...group });
+    const sizes = await this.send("Runtime.callFunctionOn", {
+      objectId: found.objects.objectId, functionDeclaration: "function () { return this.map((m) => m.buffer.byteLength); }", returnByValue: true,
+    });
+    await this.send("Runtime.releaseObjectGroup", group);
+    const heap = await this.send("Runtime.getHeapUsage");
+    return { used: heap.usedSize / MiB, total: heap.totalSize / MiB, wasm: sizes.result.value.reduce((a, b) => a + b, 0) / MiB };
+  }
+}
+
+// The isolates, grouped as the tables show them: ours one by one (the four tail instances as
+// one), the example user workers, and everything of Miniflare's own.
+const OURS = ["api", "db", "auth", "do", "tail"];
+const groupOf = (name) => (OURS.includes(name) ? name : /^tail-/.test(name) ? "tail" : name.startsWith("user-") ? "users" : "miniflare");
+const GROUPS = [...OURS, "users", "miniflare"];
+const isolates = [];
+const inspectorProblems = [];
+try {
+  const targets = await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json();
+  for (const { id } of targets) {
+    try {
+      const isolate = await Isolate.connect(id);
+      if (isolate.context === undefined) { isolate.ws.close(); continue; } // a service with no JS
+      isolates.push(isolate);
+    } catch (e) {
+      inspectorProblems.push(e.message);
+    }
+  }
+} catch (e) {
+  inspectorProblems.push(`inspector list: ${e.message}`);
+}
+const missing = OURS.filter((w) => !isolates.some((i) => i.name === w));
+if (missing.length) inspectorProblems.push(`no inspector session on ${missing.join(", ")}`);
+
+// Every sample: seconds since start, requests answered so far, RSS, and per group the sum of
+// V8 heap after GC and of wasm memory. Sampled one isolate at a time, in the background.
+const samples = [];
+let answered = 0;
+async function sampleMemory() {
+  const at = (Date.now() - started) / 1000;
+  const requests = answered;
+  const groups = Object.fromEntries(GROUPS.map((g) => [g, { used: 0, total: 0, wasm: 0 }]));
+  const beforeGc = residentMiB().rss;
+  // All isolates at once: each waits for its own isolate between requests (one thread).
+  await Promise.all(isolates.map(async (isolate) => {
+    try {
+      const s = await isolate.sample();
+      const g = groups[groupOf(isolate.name)];
+      g.used += s.used; g.total += s.total; g.wasm += s.wasm;
+    } catch (e) {
+      if (inspectorProblems.length < 20) inspectorProblems.push(e.message);
+    }
+  }));
+  const sample = { at, requests, beforeGc, ...residentMiB(), groups };
+  samples.push(sample);
+  return sample;
+}
 
 // ---------------------------------------------------------------------------------------
 // Setup: users with a token and an API key each, shared counter documents, waitlist domains.
@@ -270,18 +426,33 @@ async function flood(deadline) {
 
 // ---------------------------------------------------------------------------------------
 process.stderr.write(`soak: ${SECONDS} s, ${CONNECTIONS} clients + ${FLOODERS} flooding, ${USERS} users, workerd pids ${pids.join(",") || "?"}\n`);
+if (inspectorProblems.length) process.stderr.write(`soak: inspector: ${inspectorProblems.join("; ")}\n`);
+process.stderr.write(`soak: sampling ${isolates.length} isolates every ${SAMPLE_SECS} s\n`);
+const baseline = await sampleMemory(); // after setup, before the traffic
+trafficStart = Date.now();
 measuring = true;
 const deadline = Date.now() + SECONDS * 1000;
-const sampler = setInterval(() => bucket().rss.push(rssMiB()), 5000);
+const sampler = setInterval(() => bucket().rss.push(residentMiB().rss), 5000);
+// Isolate samples one after another (never two at once), then a final one after the traffic.
+const memoryLoop = (async () => {
+  while (Date.now() < deadline) {
+    const t = Date.now();
+    const sample = await sampleMemory();
+    if (Date.now() < deadline) bucket().memory = sample;
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(SAMPLE_SECS * 1000 - (Date.now() - t), deadline - Date.now()))));
+  }
+})();
 const ticker = setInterval(() => {
   const b = minutes[minutes.length - 1];
-  if (b) process.stderr.write(`  ${Math.round((Date.now() - started) / 1000)} s: ${b.requests} requests this minute\n`);
+  if (b) process.stderr.write(`  ${Math.round((Date.now() - trafficStart) / 1000)} s: ${b.requests} requests this minute\n`);
 }, 30_000);
 await Promise.all([...Array.from({ length: CONNECTIONS }, (_, i) => client(i)(deadline)), ...Array.from({ length: FLOODERS }, () => flood(deadline))]);
 measuring = false;
+await memoryLoop;
 clearInterval(sampler);
 clearInterval(ticker);
-const elapsed = (Date.now() - started) / 1000;
+const elapsed = (Date.now() - trafficStart) / 1000;
+const finalSample = await sampleMemory(); // after the traffic, before the audit
 
 // ---------------------------------------------------------------------------------------
 // The audit, after the traffic: every acknowledged write readable as acknowledged, no lost
@@ -327,6 +498,51 @@ console.log("| --- | --- | --- | --- | --- |");
 for (const [op, o] of Object.entries(perOp).sort()) {
   console.log(`| ${op} | ${o.n} | ${fmt(pct(o.latencies, 50))} | ${fmt(pct(o.latencies, 99))} | ${statusText(o.statuses)} |`);
 }
+
+// Memory per minute: the minute's last sample (V8 heap in use after a full GC / wasm memory).
+const mem = (g) => `${fmt(g.used, 1)}${g.wasm ? ` / ${fmt(g.wasm, 1)}` : ""}`;
+console.log(`\nmemory (MiB; V8 heap in use after a full GC / wasm memory; ${isolates.length} isolates sampled every ${SAMPLE_SECS} s):\n`);
+console.log(`| minute | requests so far | RSS before GC | RSS after | RSS anon | ${OURS.map((w) => (w === "tail" ? "tail ×4" : w)).join(" | ")} | user workers | Miniflare's own |`);
+console.log(`| --- | --- | --- | --- | --- | ${OURS.map(() => "---").join(" | ")} | --- | --- |`);
+const memoryRow = (label, x) =>
+  console.log(`| ${label} | ${x.requests} | ${fmt(x.beforeGc, 0)} | ${fmt(x.rss, 0)} | ${fmt(x.anon, 0)} | ${OURS.map((w) => mem(x.groups[w])).join(" | ")} | ${mem(x.groups.users)} | ${mem(x.groups.miniflare)} |`);
+memoryRow("before", baseline);
+minutes.forEach((b, m) => b?.memory && memoryRow(String(m + 1), b.memory));
+memoryRow("after", finalSample);
+
+// The trend after warm-up: a least-squares line through the samples from the end of the first
+// minute on, as MiB per minute and as bytes per request (the traffic rate varies).
+const fit = (xs, ys) => {
+  const n = xs.length, mx = xs.reduce((a, b) => a + b, 0) / n, my = ys.reduce((a, b) => a + b, 0) / n;
+  const sxx = xs.reduce((t, x) => t + (x - mx) ** 2, 0), sxy = xs.reduce((t, x, i) => t + (x - mx) * (ys[i] - my), 0);
+  return { slope: sxx ? sxy / sxx : NaN, mean: my };
+};
+const warm = [...samples.filter((x) => x.at - (trafficStart - started) / 1000 >= 60 && x !== finalSample), finalSample];
+const series = [
+  ["workerd RSS", (x) => x.rss, 8, 0.05],
+  ["workerd RSS anon", (x) => x.anon, 8, 0.05],
+  ...OURS.map((w) => [`${w} V8 heap`, (x) => x.groups[w].used, 0.5, 0.1]),
+  ...OURS.map((w) => [`${w} wasm memory`, (x) => x.groups[w].wasm, 1, 0]),
+  ["user workers' V8 heap", (x) => x.groups.users.used, 0.5, 0.1],
+  ["Miniflare's own V8 heap", (x) => x.groups.miniflare.used, 0.5, 0.1],
+];
+const trend = [];
+if (warm.length >= 3) {
+  const span = (warm.at(-1).at - warm[0].at) / 60, served = warm.at(-1).requests - warm[0].requests;
+  console.log(`\ntrend after warm-up (least squares over ${warm.length} samples, ${fmt(span, 1)} min, ${served} requests; flat = fitted growth over the span below the allowance):\n`);
+  console.log("| series | first | last | MiB/min | bytes/request | fitted growth MiB | allowance MiB | verdict |");
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
+  for (const [name, get, floor, share] of series) {
+    const ys = warm.map(get);
+    const perMinute = fit(warm.map((x) => x.at / 60), ys);
+    const perRequest = fit(warm.map((x) => x.requests), ys);
+    const growth = perMinute.slope * span, allowance = Math.max(floor, share * perMinute.mean);
+    const flat = !(growth > allowance);
+    trend.push({ name, flat, growth });
+    console.log(`| ${name} | ${fmt(ys[0], 1)} | ${fmt(ys.at(-1), 1)} | ${fmt(perMinute.slope, 2)} | ${fmt(perRequest.slope * MiB, 0)} | ${fmt(growth, 1)} | ${fmt(allowance, 1)} | ${flat ? "flat" : "GROWS"} |`);
+  }
+}
+
 const failures = [];
 const check = (ok, text) => { console.log(`${ok ? "ok  " : "FAIL"} ${text}`); if (!ok) failures.push(text); };
 console.log("\naudit:");
@@ -339,6 +555,20 @@ check(floodMax <= FLOOD.limit && floodRejected > 0,
   `the flood was limited (${floodRejected} answered 429) and never passed more than ${FLOOD.limit} in ${FLOOD.windowSecs - 1} s (max ${floodMax}, ${floodPassed.length} passed in all)`);
 check(panics === 0, `no panic in workerd's output (${panics})`);
 check(audit.unexpected.length === 0, `no unexpected answer${audit.unexpected.length ? `:\n  ${audit.unexpected.join("\n  ")}` : ""}`);
+check(inspectorProblems.length === 0 && missing.length === 0, `every isolate of ours measured${inspectorProblems.length ? `:\n  ${inspectorProblems.join("\n  ")}` : ""}`);
+if (trend.length) {
+  const ours = trend.filter((t) => OURS.some((w) => t.name.startsWith(`${w} `)) && !t.flat);
+  const others = trend.filter((t) => !OURS.some((w) => t.name.startsWith(`${w} `)) && !t.flat);
+  check(ours.length === 0, `memory of our workers flat after warm-up${ours.length ? `: grows in ${ours.map((t) => `${t.name} (+${fmt(t.growth, 1)} MiB)`).join(", ")}` : ""}`);
+  const verdict = ours.length === 0 && others.length === 0
+    ? "memory: FLAT (no growth trend after warm-up in workerd's RSS, any isolate's heap or any wasm memory)"
+    : ours.length
+      ? `memory: GROWS in our workers (${ours.map((t) => t.name).join(", ")})`
+      : `memory: our workers flat; GROWS outside them (${others.map((t) => `${t.name} +${fmt(t.growth, 1)} MiB`).join(", ")})`;
+  console.log(`\n${verdict}`);
+} else {
+  check(false, `memory trend: fewer than 3 samples after warm-up (SOAK_SECONDS ${SECONDS} too short for a trend)`);
+}
 
 if (runtimeLines.length) console.log(`\nworkerd's own messages (first ${runtimeLines.length}):\n  ${runtimeLines.join("\n  ")}`);
 const pidsAfter = workerdPids();
