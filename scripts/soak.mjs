@@ -526,22 +526,29 @@ const series = [
   ["user workers' V8 heap", (x) => x.groups.users.used, 0.5, 0.1],
   ["Miniflare's own V8 heap", (x) => x.groups.miniflare.used, 0.5, 0.1],
 ];
-const trend = [];
-if (warm.length >= 3) {
-  const span = (warm.at(-1).at - warm[0].at) / 60, served = warm.at(-1).requests - warm[0].requests;
-  console.log(`\ntrend after warm-up (least squares over ${warm.length} samples, ${fmt(span, 1)} min, ${served} requests; flat = fitted growth over the span below the allowance):\n`);
+// Fitted over everything after warm-up, and again over the second half of the run alone: a
+// straight line cannot tell "still levelling off" from "grows without end", the second half can.
+function trendOf(points, title) {
+  const out = [];
+  if (points.length < 3) return out;
+  const span = (points.at(-1).at - points[0].at) / 60, served = points.at(-1).requests - points[0].requests;
+  console.log(`\n${title} (least squares over ${points.length} samples, ${fmt(span, 1)} min, ${served} requests; flat = fitted growth over the span below the allowance):\n`);
   console.log("| series | first | last | MiB/min | bytes/request | fitted growth MiB | allowance MiB | verdict |");
   console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const [name, get, floor, share] of series) {
-    const ys = warm.map(get);
-    const perMinute = fit(warm.map((x) => x.at / 60), ys);
-    const perRequest = fit(warm.map((x) => x.requests), ys);
+    const ys = points.map(get);
+    const perMinute = fit(points.map((x) => x.at / 60), ys);
+    const perRequest = fit(points.map((x) => x.requests), ys);
     const growth = perMinute.slope * span, allowance = Math.max(floor, share * perMinute.mean);
     const flat = !(growth > allowance);
-    trend.push({ name, flat, growth });
+    out.push({ name, flat, growth });
     console.log(`| ${name} | ${fmt(ys[0], 1)} | ${fmt(ys.at(-1), 1)} | ${fmt(perMinute.slope, 2)} | ${fmt(perRequest.slope * MiB, 0)} | ${fmt(growth, 1)} | ${fmt(allowance, 1)} | ${flat ? "flat" : "GROWS"} |`);
   }
+  return out;
 }
+const trend = trendOf(warm, "trend after warm-up");
+const half = warm.length ? warm.filter((x) => x.at >= (warm[0].at + warm.at(-1).at) / 2) : [];
+const settled = trendOf(half, "trend over the second half of the run");
 
 const failures = [];
 const check = (ok, text) => { console.log(`${ok ? "ok  " : "FAIL"} ${text}`); if (!ok) failures.push(text); };
@@ -560,11 +567,14 @@ if (trend.length) {
   const ours = trend.filter((t) => OURS.some((w) => t.name.startsWith(`${w} `)) && !t.flat);
   const others = trend.filter((t) => !OURS.some((w) => t.name.startsWith(`${w} `)) && !t.flat);
   check(ours.length === 0, `memory of our workers flat after warm-up${ours.length ? `: grows in ${ours.map((t) => `${t.name} (+${fmt(t.growth, 1)} MiB)`).join(", ")}` : ""}`);
+  const settledGrowing = settled.filter((t) => !t.flat);
   const verdict = ours.length === 0 && others.length === 0
     ? "memory: FLAT (no growth trend after warm-up in workerd's RSS, any isolate's heap or any wasm memory)"
     : ours.length
       ? `memory: GROWS in our workers (${ours.map((t) => t.name).join(", ")})`
-      : `memory: our workers flat; GROWS outside them (${others.map((t) => `${t.name} +${fmt(t.growth, 1)} MiB`).join(", ")})`;
+      : settled.length && settledGrowing.length === 0
+        ? `memory: our workers flat; outside them ${others.map((t) => `${t.name} +${fmt(t.growth, 1)} MiB`).join(", ")} after warm-up, but FLAT over the second half (levelling off)`
+        : `memory: our workers flat; GROWS outside them (${others.map((t) => `${t.name} +${fmt(t.growth, 1)} MiB`).join(", ")}${settled.length ? `; second half: ${settledGrowing.map((t) => `${t.name} +${fmt(t.growth, 1)} MiB`).join(", ") || "flat"}` : ""})`;
   console.log(`\n${verdict}`);
 } else {
   check(false, `memory trend: fewer than 3 samples after warm-up (SOAK_SECONDS ${SECONDS} too short for a trend)`);
