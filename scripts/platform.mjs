@@ -294,6 +294,21 @@ export async function applyMigrations(mf, targets = MIGRATIONS) {
   return applied;
 }
 
+/** A `handleRuntimeStdio` that hands workerd's stdout and stderr to `onLine`, a line at a time. */
+export function runtimeLines(onLine) {
+  return (stdout, stderr) => {
+    for (const stream of [stdout, stderr]) {
+      let buffered = "";
+      stream.on("data", (chunk) => {
+        buffered += chunk.toString();
+        const lines = buffered.split("\n");
+        buffered = lines.pop();
+        for (const line of lines) onLine(line);
+      });
+    }
+  };
+}
+
 /** Starts the platform; resolves once it serves and migrations are applied. */
 export async function startPlatform(options = {}) {
   // `front` (default on): the Node relay of scripts/front.mjs on the public port, so Hosts the
@@ -303,19 +318,7 @@ export async function startPlatform(options = {}) {
   const publicPort = rest.port ?? 0;
   if (front) rest.port = 0;
   const mfOptions = platformOptions(rest);
-  if (onOutput) {
-    mfOptions.handleRuntimeStdio = (stdout, stderr) => {
-      for (const stream of [stdout, stderr]) {
-        let buffered = "";
-        stream.on("data", (chunk) => {
-          buffered += chunk.toString();
-          const lines = buffered.split("\n");
-          buffered = lines.pop();
-          for (const line of lines) onOutput(line);
-        });
-      }
-    };
-  }
+  if (onOutput) mfOptions.handleRuntimeStdio = runtimeLines(onOutput);
   const mf = new Miniflare(mfOptions);
   const entry = await mf.ready;
   const migrations = await applyMigrations(mf);

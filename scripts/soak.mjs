@@ -12,7 +12,7 @@ import http from "node:http";
 import net from "node:net";
 import { readFileSync, readdirSync } from "node:fs";
 import { Miniflare } from "miniflare";
-import { platformOptions, applyMigrations, DEV_ADMIN_API_KEY } from "./platform.mjs";
+import { platformOptions, applyMigrations, runtimeLines as linesOf, DEV_ADMIN_API_KEY } from "./platform.mjs";
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 300);
 const SAMPLE_SECS = Number(process.env.SOAK_SAMPLE_SECS ?? 15);
@@ -58,22 +58,12 @@ for (const w of mfOptions.workers) {
   if (w.name === "analytics-engine-local") w.script = `export default function () { return { writeDataPoint(point) { console.log("analytics-engine " + JSON.stringify(point ?? {})); } }; }`;
 }
 // Drained (an unread pipe would stall workerd); panics and runtime messages are kept.
-mfOptions.handleRuntimeStdio = (stdout, stderr) => {
-  for (const stream of [stdout, stderr]) {
-    let buffered = "";
-    stream.on("data", (chunk) => {
-      buffered += chunk.toString();
-      const lines = buffered.split("\n");
-      buffered = lines.pop();
-      for (const line of lines) {
-        if (line.includes("panicked")) panics++;
-        if (!line.startsWith("{") && !line.startsWith("analytics-engine") && runtimeLines.length < 200) {
-          runtimeLines.push(`${((Date.now() - started) / 1000).toFixed(1)} s ${line.slice(0, 300)}`);
-        }
-      }
-    });
+mfOptions.handleRuntimeStdio = linesOf((line) => {
+  if (line.includes("panicked")) panics++;
+  if (!line.startsWith("{") && !line.startsWith("analytics-engine") && runtimeLines.length < 200) {
+    runtimeLines.push(`${((Date.now() - started) / 1000).toFixed(1)} s ${line.slice(0, 300)}`);
   }
-};
+});
 const mf = new Miniflare(mfOptions);
 const platform = { url: await mf.ready, dispose: () => mf.dispose() };
 await applyMigrations(mf);
