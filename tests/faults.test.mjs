@@ -288,7 +288,7 @@ describe("the routing table cache under faults", () => {
       modules: true,
       compatibilityDate: "2025-09-01",
       serviceBindings: {
-        async STATE() { return Response.json(assets); },
+        async STATE() { if (assets.hang) assets.hung += 1; return Response.json(assets); },
       },
       script: `export default { async fetch(request, env) {
         const state = await (await env.STATE.fetch("http://state/")).json();
@@ -297,7 +297,7 @@ describe("the routing table cache under faults", () => {
       } };`,
     };
     before(async () => {
-      assets = { hang: false, body: good };
+      assets = { hang: false, hung: 0, body: good };
       p = await faultyPlatform(plan, { kv: ["api:ROUTES_CACHE"] }, {
         extraWorkers: [fakeAssets],
         apiVars: { RATE_LIMITS, ROUTES_TTL_MS: "200", ROUTES_REFRESH_DEADLINE_MS: "500" },
@@ -323,6 +323,10 @@ describe("the routing table cache under faults", () => {
       assets.hang = true;
       await sleep(250);
       await request(p.url, "shop.example.com", "/"); // starts a refresh that hangs
+      // The refresh runs after the answer, and reads KV before ASSETS: wait until its ASSETS
+      // fetch has really started hanging before the table is fixed.
+      for (let i = 0; i < 50 && assets.hung === 0; i++) await sleep(20);
+      assert.ok(assets.hung > 0, "the refresh never reached ASSETS");
       assets.hang = false;
       assets.body = JSON.stringify([{ domain: "other.example.com", worker: "myapp", namespace: "production" }]);
       let seen = false;
