@@ -3,6 +3,7 @@
 //! dataset `ANALYTICS_DATASET`, default `api_requests`); locally through the stand-in behind
 //! the `ANALYTICS` binding (`scripts/platform.mjs`), which answers the same query.
 
+use gateway::access::AccessLevel;
 use gateway::metrics::{is_dataset_name, overview_sql, parse_answer, parse_window};
 use serde_json::json;
 use wasm_bindgen::{JsCast, JsValue};
@@ -22,9 +23,9 @@ pub async fn handle(
     rc: &RequestCtx,
     path: &str,
 ) -> Result<Response, ApiError> {
-    if !rc.identity.as_ref().is_some_and(|i| i.is_admin()) {
-        return Err(ApiError::Forbidden("metrics need an admin".into()));
-    }
+    // The pipeline already required the route's access (admin, or tighter); checked again
+    // here through the one access check, since this handler must never serve anyone else.
+    rc.require(AccessLevel::Admin)?;
     if path != "/" && !path.is_empty() {
         return Err(ApiError::NotFound("no such metrics resource".into()));
     }
